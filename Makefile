@@ -1,0 +1,34 @@
+# `make demo` and `make test` work on a fresh machine: each sets up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch; a machine with CUDA can install its own torch>=2.2 first (see README).
+TORCH := torch==2.13.0
+
+.PHONY: demo test setup setup-dev bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
+
+demo: setup
+	$(VENV)/bin/ganforge train dcgan --data mnist5k --minutes 3 --out runs/demo
+
+test: setup-dev
+	$(PY) -m pytest -q
+
+bench: setup
+	$(VENV)/bin/ganforge bench
+
+clean:
+	rm -rf runs $(VENV)
