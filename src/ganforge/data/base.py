@@ -1,0 +1,77 @@
+"""The in-memory dataset every model trains from, and the batches the trainer hands to a model.
+
+Images are held as uint8 (N, C, H, W) at the model's size: small (5,000 MNIST digits are 4 MB), and
+batches are made by indexing and converting on the device, never by per-sample PIL calls in the loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+
+
+@dataclass
+class ImageData:
+    """A set of images, optionally labelled, optionally with a second domain.
+
+    - unconditional: ``images`` only; class-conditional: ``labels`` and ``classes``;
+    - paired (pix2pix): ``images`` is domain A, ``images_b`` the aligned B of the same index;
+    - unpaired (CycleGAN): ``images`` and ``images_b`` of independent lengths;
+    - attribute-labelled (StarGAN): ``attributes`` (N, K) in {0, 1} with ``attribute_names``.
+    """
+
+    name: str
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: Optional[torch.Tensor] = None  # (N,) int64 class index
+    classes: List[str] = field(default_factory=list)
+    images_b: Optional[torch.Tensor] = None  # (M, C, H, W) uint8, the second domain
+    paired: bool = False
+    attributes: Optional[torch.Tensor] = None  # (N, K) float {0, 1}
+    attribute_names: List[str] = field(default_factory=list)
+    native_size: Optional[int] = None  # the size samples are written at (28 for MNIST)
+    skipped: int = 0  # unreadable files passed over while loading
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.native_size is None:
+            self.native_size = self.images.shape[-1]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def size(self) -> int:
+        return self.images.shape[-1]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def info(self) -> Dict:
+        """What a model needs to know about its data, saved with every checkpoint."""
+        return {
+            "name": self.name,
+            "channels": self.channels,
+            "size": self.size,
+            "native_size": self.native_size,
+            "classes": list(self.classes),
+            "attribute_names": list(self.attribute_names),
+            "paired": self.paired,
+            "two_domains": self.images_b is not None,
+        }
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounding to nearest as NVlabs' metric code does."""
+    return (images * 127.5 + 128).clamp_(0, 255).to(torch.uint8)
