@@ -1,0 +1,233 @@
+"""Run configuration: one nested mapping, resolved in a fixed order and written beside every run.
+
+    trainer defaults  <-  the model family's defaults (its paper's)  <-  --config FILE.yaml
+                      <-  the command's flags (--steps, --batch-size, ...)  <-  --set key.sub=value
+
+Every key a user sets must already exist in the defaults, and its value must have the default's type, so
+a typo fails at once with one clear line instead of being silently ignored.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Dict, Iterable, Mapping, Optional
+
+import yaml
+
+from ganforge.errors import UserError
+
+# What every model shares. A model's `defaults` override these and add its own hyperparameters.
+TRAINER_DEFAULTS: Dict[str, Any] = {
+    "model": None,
+    "data": "mnist5k",
+    "size": None,  # image size the networks work at; None = the data's own size
+    "out": None,
+    "steps": 2000,  # generator steps
+    "minutes": None,  # wall-clock budget; stops at whichever of steps / minutes comes first
+    "batch_size": 64,
+    "seed": 0,
+    "device": "auto",
+    "loss": "nonsaturating",
+    "n_critic": 1,  # discriminator steps per generator step (k in Goodfellow 2014)
+    "optim": {
+        "G": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "momentum": 0.0, "weight_decay": 0.0},
+        "D": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "momentum": 0.0, "weight_decay": 0.0},
+    },
+    # constant, or linear decay to zero from decay_start (a fraction of the steps) on, as in CycleGAN
+    "schedule": {"kind": "constant", "decay_start": 0.5},
+    "ema": {"beta": 0.0, "start": 0},  # exponential moving average of G; beta 0 turns it off
+    "augment": {"policy": "", "p": 1.0},  # differentiable augmentation of D's inputs (Zhao 2020)
+    "log": {"every": 25},
+    "sample": {"every": 500, "n": 64},
+    "eval": {"every": 500, "n": 2500, "metrics": "auto"},
+    "checkpoint": {"every": 1000, "keep": 3},
+}
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+
+
+class Config(dict):
+    """A nested dict that also reads as attributes: ``cfg.optim.G.lr``."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            value = self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+        return Config(value) if isinstance(value, dict) and not isinstance(value, Config) else value
+
+    def to_dict(self) -> Dict[str, Any]:
+        return copy.deepcopy(dict(self))
+
+
+def deep_merge(base: Mapping, override: Mapping) -> Dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "text", list: "a list"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
+    """Check a user value against the default's type; ints are accepted where floats are expected."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, list):
+        ok = isinstance(value, list)
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
+    else:
+        ok = True
+    if not ok:
+        raise UserError(f"{source}: '{key}' must be {_type_name(default)}, got {value!r}")
+    return value
+
+
+def _check_keys(override: Mapping, defaults: Mapping, source: str, prefix: str = "") -> Dict[str, Any]:
+    out = {}
+    for key, value in override.items():
+        path = f"{prefix}{key}"
+        if key not in defaults:
+            close = difflib.get_close_matches(str(key), [str(k) for k in defaults], n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise UserError(f"{source}: unknown setting '{path}'{hint}; `ganforge train MODEL --show-config` lists them")
+        default = defaults[key]
+        if isinstance(default, dict) and isinstance(value, Mapping):
+            out[key] = _check_keys(value, default, source, path + ".")
+        else:
+            out[key] = _coerce(path, value, default, source)
+    return out
+
+
+def parse_set(items: Iterable[str]) -> Dict[str, Any]:
+    """`--set optim.G.lr=1e-4 loss=lsgan` -> nested dict; values parsed as YAML scalars."""
+    nested: Dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects KEY=VALUE, got '{item}'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str) and _looks_numeric(value):
+            value = float(value)  # YAML 1.1 reads 1e-4 as text
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set: '{key}' conflicts with another --set value")
+        node[parts[-1]] = value
+    return nested
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def load_yaml(path: str) -> Dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise UserError(f"{path}: not valid YAML{line}: {getattr(e, 'problem', e)}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of settings (key: value), got {type(data).__name__}")
+    return _fix_numbers(data)
+
+
+def _fix_numbers(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _fix_numbers(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fix_numbers(v) for v in node]
+    if isinstance(node, str) and _looks_numeric(node) and any(c in node for c in "eE."):
+        return float(node)
+    return node
+
+
+def resolve(
+    model: str,
+    model_defaults: Mapping,
+    config_file: Optional[str] = None,
+    flags: Optional[Mapping] = None,
+    sets: Iterable[str] = (),
+) -> Config:
+    """The full configuration of a run, validated."""
+    defaults = deep_merge(TRAINER_DEFAULTS, model_defaults)
+    defaults["model"] = model
+    cfg = defaults
+    if config_file:
+        from_file = load_yaml(config_file)
+        if from_file.get("model", model) != model:
+            raise UserError(f"{config_file} is a config for '{from_file['model']}', not '{model}'")
+        cfg = deep_merge(cfg, _check_keys(from_file, defaults, config_file))
+    if flags:
+        cfg = deep_merge(cfg, _check_keys({k: v for k, v in flags.items() if v is not None}, defaults, "flag"))
+    cfg = deep_merge(cfg, _check_keys(parse_set(sets), defaults, "--set"))
+    validate(cfg)
+    return Config(cfg)
+
+
+def validate(cfg: Mapping) -> None:
+    def positive(key: str, value: Any, allow_none: bool = False) -> None:
+        if value is None and allow_none:
+            return
+        if value is None or value <= 0:
+            raise UserError(f"'{key}' must be greater than 0, got {value}")
+
+    positive("steps", cfg["steps"])
+    positive("minutes", cfg["minutes"], allow_none=True)
+    positive("batch_size", cfg["batch_size"])
+    positive("n_critic", cfg["n_critic"])
+    positive("size", cfg["size"], allow_none=True)
+    for name, opt in cfg["optim"].items():
+        if opt["name"] not in OPTIMIZERS:
+            raise UserError(f"optim.{name}.name must be one of {', '.join(OPTIMIZERS)}, got '{opt['name']}'")
+        positive(f"optim.{name}.lr", opt["lr"])
+        if opt["weight_decay"] < 0:
+            raise UserError(f"optim.{name}.weight_decay must be >= 0, got {opt['weight_decay']}")
+    if not 0.0 <= cfg["ema"]["beta"] < 1.0:
+        raise UserError(f"ema.beta must be in [0, 1), got {cfg['ema']['beta']}")
+    if cfg["schedule"]["kind"] not in ("constant", "linear_decay"):
+        raise UserError(f"schedule.kind must be 'constant' or 'linear_decay', got '{cfg['schedule']['kind']}'")
+    for key in ("log", "sample", "checkpoint"):
+        if cfg[key]["every"] < 0:
+            raise UserError(f"{key}.every must be >= 0, got {cfg[key]['every']}")
+    if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
+        raise UserError(f"device must be auto, cpu or cuda, got '{cfg['device']}'")
+
+
+def dump(cfg: Mapping) -> str:
+    return yaml.safe_dump(dict(cfg), sort_keys=False, default_flow_style=None)

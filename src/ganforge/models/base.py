@@ -1,0 +1,130 @@
+"""What a GAN family is to the trainer: networks, named phases, and how to sample.
+
+The trainer runs a model's phases in order every iteration. A phase names the optimiser it steps, how
+many times it repeats (n_critic for the discriminator) and which networks it holds frozen; the model's
+`step(phase, batch, ctx)` returns a dict of scalar losses whose "loss" entry the trainer backpropagates.
+Everything else (optimisers, schedules, EMA, checkpoints, logging, devices) is the trainer's.
+
+Fake reuse: within one iteration the generator does not change between the last discriminator step and
+the generator step, so the last D step makes its fake batch with the graph kept, scores it detached, and
+leaves it in `ctx.cache`; the G step then backpropagates through that same batch instead of running G
+again. Earlier critic steps (n_critic > 1) generate under no_grad.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import nn
+
+from ganforge import losses
+from ganforge.errors import UserError
+from ganforge.training.augment import DiffAugment
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # "D", "G", ...: also the key of the optimiser it steps
+    repeat: int = 1
+    frozen: Tuple[str, ...] = ()  # parameter groups held fixed while this phase backpropagates
+
+
+@dataclass
+class StepContext:
+    """What one iteration's phases share."""
+
+    step: int  # generator steps done so far
+    repeat: int = 0  # index within a repeated phase
+    last_repeat: bool = True
+    cache: Dict[str, object] = field(default_factory=dict)
+
+
+class GANModel(nn.Module):
+    name: str = ""
+    paper: str = ""  # the reference, shown by `ganforge models`
+    summary: str = ""
+    needs: str = "images"  # images | labels | paired | unpaired | attributes
+    defaults: Dict = {}  # overrides of the trainer's defaults plus the family's own hyperparameters
+    ema_nets: Tuple[str, ...] = ("G",)  # networks averaged when ema.beta > 0, and used for sampling
+
+    def __init__(self, cfg, info: Dict):
+        super().__init__()
+        self.cfg, self.info = cfg, info
+        self.channels, self.size = info["channels"], info["size"]
+        self.n_classes = len(info.get("classes") or [])
+        self.augment = DiffAugment(cfg.augment.policy, cfg.augment.p)
+        if self.needs == "labels" and not self.n_classes:
+            raise UserError(f"{self.name} is class-conditional but the data '{info['name']}' has no labels: use a folder with one sub-folder per class")
+        if "loss" in cfg and cfg.loss not in losses.ADVERSARIAL_LOSSES:
+            raise UserError(f"loss must be one of {', '.join(losses.ADVERSARIAL_LOSSES)}, got '{cfg.loss}'")
+
+    # --- what the trainer calls --------------------------------------------------------------
+    def phases(self) -> List[Phase]:
+        return [Phase("D", repeat=self.cfg.n_critic), Phase("G", frozen=("D",))]
+
+    def parameter_groups(self) -> Dict[str, List[nn.Module]]:
+        """Optimiser name -> the networks it updates."""
+        return {"G": [self.G], "D": [self.D]}
+
+    def step(self, phase: str, batch: Dict[str, Tensor], ctx: StepContext) -> Dict[str, Tensor]:
+        if phase == "D":
+            return self.d_step(batch, ctx)
+        if phase == "G":
+            return self.g_step(batch, ctx)
+        raise ValueError(f"{self.name} has no phase '{phase}'")
+
+    def after_step(self, phase: str) -> None:
+        """Runs after the optimiser step of a phase (weight clipping lives here)."""
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Optional[Tensor] = None, generator: Optional[torch.Generator] = None, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """n images (n, C, H, W) in [-1, 1]; `nets` replaces networks by name (the EMA copies)."""
+        G = (nets or {}).get("G", self.G)
+        device = next(G.parameters()).device
+        z = self.latent(n, generator, device)
+        if self.n_classes and labels is None:
+            labels = torch.arange(n, device=device) % self.n_classes
+        return G(z, labels.to(device) if labels is not None else None)
+
+    # --- shared pieces for the image-generating families ------------------------------------
+    @property
+    def z_dim(self) -> int:
+        return self.cfg.z_dim
+
+    def latent(self, n: int, generator: Optional[torch.Generator] = None, device=None) -> Tensor:
+        return torch.randn(n, self.z_dim, generator=generator, device=device)
+
+    def random_labels(self, n: int, device) -> Optional[Tensor]:
+        return torch.randint(0, self.n_classes, (n,), device=device) if self.n_classes else None
+
+    def make_fake(self, n: int, device, ctx: StepContext) -> Tuple[Tensor, Optional[Tensor]]:
+        """A fake batch for a D step; the last D step keeps its graph for the G step to reuse."""
+        z, labels = self.latent(n, device=device), self.random_labels(n, device)
+        if ctx.last_repeat:
+            fake = self.G(z, labels)
+            ctx.cache["fake"] = (fake, labels)
+            return fake.detach(), labels
+        with torch.no_grad():
+            return self.G(z, labels), labels
+
+    def take_fake(self, n: int, device, ctx: StepContext) -> Tuple[Tensor, Optional[Tensor]]:
+        """The G step's batch: the one the last D step made, or a fresh one."""
+        if "fake" in ctx.cache:
+            return ctx.cache.pop("fake")
+        z, labels = self.latent(n, device=device), self.random_labels(n, device)
+        return self.G(z, labels), labels
+
+    def score(self, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
+        """D on augmented input (the same augmentation family for real and fake, Zhao 2020)."""
+        return self.D(self.augment(x), labels)
+
+    def score_pair(self, real: Tensor, fake: Tensor, real_labels=None, fake_labels=None) -> Tuple[Tensor, Tensor]:
+        """D on real and fake: one batched call, except with batch norm, whose statistics must not mix them."""
+        if getattr(self.D, "uses_batch_norm", False):
+            return self.score(real, real_labels), self.score(fake, fake_labels)
+        labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
+        out = self.score(torch.cat([real, fake]), labels)
+        return out[: real.shape[0]], out[real.shape[0] :]

@@ -1,0 +1,44 @@
+"""DCGAN (Radford et al. 2015) with a small-data recipe that trains on 4,000 digits in minutes on a CPU."""
+from ganforge import losses
+from ganforge.errors import UserError
+from ganforge.models import register
+from ganforge.models.base import GANModel
+from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator
+
+PAPER_ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}  # section 4
+
+
+@register
+class DCGAN(GANModel):
+    name = "dcgan"
+    paper = "Radford et al. 2015, Unsupervised Representation Learning with DCGANs"
+    summary = "transposed-conv G with BN/ReLU/tanh, strided-conv D with LeakyReLU 0.2"
+    defaults = {
+        "z_dim": 100,
+        "width": 64,  # the paper's 64-px G has 512-256-128-64 channels
+        "d_norm": "batch",  # batch (paper), spectral (Miyato 2018) or none
+        "batch_size": 128,
+        "loss": "nonsaturating",
+        "optim": {"G": PAPER_ADAM, "D": PAPER_ADAM},
+    }
+    aux_classes = 0  # ACGAN's D adds a class head
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        if cfg.d_norm not in ("batch", "spectral", "none"):
+            raise UserError(f"d_norm must be batch, spectral or none, got '{cfg.d_norm}'")
+        conditional = self.n_classes if self.needs == "labels" else 0
+        self.G = DCGANGenerator(cfg.z_dim, self.channels, self.size, cfg.width, n_classes=conditional)
+        self.D = DCGANDiscriminator(self.channels, self.size, cfg.width, cfg.d_norm, n_classes=0, aux_classes=self.aux_classes)
+
+    def random_labels(self, n, device):
+        return super().random_labels(n, device) if self.needs == "labels" else None
+
+    def d_step(self, batch, ctx):
+        fake, _ = self.make_fake(batch["image"].shape[0], batch["image"].device, ctx)
+        d_real, d_fake = self.score_pair(batch["image"], fake)
+        return {"loss": losses.d_loss(self.cfg.loss, d_real, d_fake)}
+
+    def g_step(self, batch, ctx):
+        fake, _ = self.take_fake(batch["image"].shape[0], batch["image"].device, ctx)
+        return {"loss": losses.g_loss(self.cfg.loss, self.score(fake))}

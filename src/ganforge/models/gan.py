@@ -1,0 +1,46 @@
+"""The original GAN (Goodfellow et al. 2014): MLP generator and discriminator, k D steps per G step."""
+from ganforge import losses
+from ganforge.models import register
+from ganforge.models.base import GANModel
+from ganforge.nn.mlp import MLPDiscriminator, MLPGenerator
+
+ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
+
+
+@register
+class GAN(GANModel):
+    name = "gan"
+    paper = "Goodfellow et al. 2014, Generative Adversarial Nets"
+    summary = "MLP G and D; minimax or non-saturating loss; n_critic = k"
+    defaults = {
+        "loss": "nonsaturating",  # section 3: maximise log D(G(z)) early in training
+        "n_critic": 1,  # k = 1, the paper's experiments
+        "batch_size": 100,  # the paper's MNIST set-up
+        "z_dim": 100,
+        "hidden_g": [256, 512, 1024],
+        "hidden_d": [512, 256],
+        "dropout": 0.0,
+        # The paper used SGD with momentum; Adam (Radford 2015) trains the same MLPs in far fewer steps.
+        # `--set optim.G.name=sgd optim.G.lr=0.1 optim.G.momentum=0.5` (and for D) gives the paper's.
+        "optim": {"G": ADAM, "D": ADAM},
+    }
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        shape = (self.channels, self.size, self.size)
+        conditional = self.n_classes if self.needs == "labels" else 0
+        self.G = MLPGenerator(cfg.z_dim, shape, cfg.hidden_g, n_classes=conditional)
+        self.D = MLPDiscriminator(shape, cfg.hidden_d, n_classes=conditional, dropout=cfg.dropout)
+
+    def random_labels(self, n, device):
+        return super().random_labels(n, device) if self.needs == "labels" else None
+
+    def d_step(self, batch, ctx):
+        real, real_labels = batch["image"], batch.get("label") if self.needs == "labels" else None
+        fake, fake_labels = self.make_fake(real.shape[0], real.device, ctx)
+        d_real, d_fake = self.score_pair(real, fake, real_labels, fake_labels)
+        return {"loss": losses.d_loss(self.cfg.loss, d_real, d_fake)}
+
+    def g_step(self, batch, ctx):
+        fake, labels = self.take_fake(batch["image"].shape[0], batch["image"].device, ctx)
+        return {"loss": losses.g_loss(self.cfg.loss, self.score(fake, labels))}

@@ -1,0 +1,11 @@
+"""LSGAN (Mao et al. 2017): least-squares losses on the DCGAN networks."""
+from ganforge.models import register
+from ganforge.models.dcgan import DCGAN
+
+
+@register
+class LSGAN(DCGAN):
+    name = "lsgan"
+    paper = "Mao et al. 2017, Least Squares Generative Adversarial Networks"
+    summary = "DCGAN networks with the least-squares loss (a=0, b=c=1)"
+    defaults = {**DCGAN.defaults, "loss": "lsgan", "batch_size": 64}

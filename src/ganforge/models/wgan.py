@@ -1,0 +1,28 @@
+"""WGAN (Arjovsky et al. 2017): a critic without sigmoid, weight clipping, RMSprop, 5 critic steps."""
+import torch
+
+from ganforge.models import register
+from ganforge.models.dcgan import DCGAN
+
+RMSPROP = {"name": "rmsprop", "lr": 5e-5}  # Algorithm 1: alpha = 0.00005
+
+
+@register
+class WGAN(DCGAN):
+    name = "wgan"
+    paper = "Arjovsky et al. 2017, Wasserstein GAN"
+    summary = "Wasserstein critic, weight clipping c = 0.01, RMSprop 5e-5, n_critic 5"
+    defaults = {
+        **DCGAN.defaults,
+        "loss": "wasserstein",
+        "n_critic": 5,
+        "clip": 0.01,
+        "batch_size": 64,
+        "optim": {"G": RMSPROP, "D": RMSPROP},
+    }
+
+    def after_step(self, phase):
+        if phase == "D":
+            with torch.no_grad():
+                for p in self.D.parameters():
+                    p.clamp_(-self.cfg.clip, self.cfg.clip)
