@@ -1,5 +1,6 @@
 """Image files in every mode a user may have, the bad files they will have, and the batched transforms."""
 import io
+import os
 import struct
 import zlib
 
@@ -198,6 +199,8 @@ def test_unreadable_paths(tmp_path):
     message = _error(tmp_path / "missing.png")
     assert "missing.png" in message and "no such file" in message
     assert "<image bytes>" in _error(b"")
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would block forever
+    assert "not a regular file" in _error(tmp_path / "pipe.png")
 
 
 # --- writing

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Optional, Union
@@ -66,12 +67,15 @@ def read_image(source: Union[str, os.PathLike, bytes], *, name: Optional[str] = 
     path = Path(source)
     name = name or str(path)
     try:
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise ImageError(name, "it is a folder, not a file")
+        if not stat.S_ISREG(mode):  # opening a named pipe would wait forever for a writer
+            raise ImageError(name, "not a regular file (a pipe, socket or device)")
         with open(path, "rb") as stream:
             if os.fstat(stream.fileno()).st_size == 0:
                 raise ImageError(name, "the file is empty (0 bytes)")
             return _decode(stream, name)
-    except IsADirectoryError:
-        raise ImageError(name, "it is a folder, not a file") from None
     except FileNotFoundError:
         raise ImageError(name, "no such file (or a broken link)") from None
     except PermissionError:
