@@ -30,6 +30,7 @@ class Phase:
     name: str  # "D", "G", ...: also the key of the optimiser it steps
     repeat: int = 1
     frozen: Tuple[str, ...] = ()  # parameter groups held fixed while this phase backpropagates
+    new_batch: bool = False  # draw a fresh real batch for each repeat (critic steps); else reuse the last
 
 
 @dataclass
@@ -63,7 +64,7 @@ class GANModel(nn.Module):
 
     # --- what the trainer calls --------------------------------------------------------------
     def phases(self) -> List[Phase]:
-        return [Phase("D", repeat=self.cfg.n_critic), Phase("G", frozen=("D",))]
+        return [Phase("D", repeat=self.cfg.n_critic, new_batch=True), Phase("G", frozen=("D",))]
 
     def parameter_groups(self) -> Dict[str, List[nn.Module]]:
         """Optimiser name -> the networks it updates."""

@@ -1,0 +1,130 @@
+"""The Python API; the command line is a thin layer over these two calls.
+
+    summary = ganforge.train("dcgan", data="mnist5k", minutes=3, out="runs/dcgan")
+    g = ganforge.load("runs/dcgan")            # a run folder or a checkpoint file
+    images = g.sample(16, labels=[3] * 16)      # (16, C, H, W) float in [-1, 1]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Sequence, Union
+
+import torch
+
+from ganforge import config as config_mod
+from ganforge.data.base import to_uint8
+from ganforge.errors import UserError
+from ganforge.models import get_model
+from ganforge.training import checkpoint
+
+
+def resolve_config(model: str, *, config_file: Optional[str] = None, sets: Iterable[str] = (), out: Optional[str] = None,
+                   resume: bool = False, **flags) -> config_mod.Config:
+    """The full config of a run; on resume, the run's own config is the base that flags and --set refine."""
+    model_cls = get_model(model)
+    base = dict(model_cls.defaults)
+    if resume and out:
+        found = checkpoint.list_checkpoints(Path(out) / "checkpoints")
+        if found:
+            _, meta = checkpoint.load(str(found[-1][1]))
+            if meta["model"] != model:
+                raise UserError(f"--resume: '{out}' holds a {meta['model']} run, not {model}")
+            base = config_mod.deep_merge(base, {k: v for k, v in meta["config"].items() if k != "model"})
+    return config_mod.resolve(model, base, config_file, {**flags, "out": out}, sets)
+
+
+def default_out(model: str) -> Path:
+    """runs/MODEL, or runs/MODEL-2, -3, ... when that already holds a run."""
+    base = Path("runs") / model
+    candidate, i = base, 1
+    while (candidate / "checkpoints").exists():
+        i += 1
+        candidate = Path(f"{base}-{i}")
+    return candidate
+
+
+def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, steps: Optional[int] = None,
+          minutes: Optional[float] = None, batch_size: Optional[int] = None, seed: Optional[int] = None,
+          device: Optional[str] = None, config: Optional[str] = None, set: Sequence[str] = (),
+          resume: bool = False, progress: bool = True) -> Dict:
+    """Train MODEL and return a summary: final step, checkpoint, sample grid, loss plot and quality figures."""
+    from ganforge.training.trainer import Trainer
+
+    if out is None:
+        out = str(Path("runs") / model) if resume else str(default_out(model))
+    elif not resume and checkpoint.list_checkpoints(Path(out) / "checkpoints"):
+        raise UserError(f"--out '{out}' already holds a run: add --resume to continue it, or choose another --out")
+    if minutes is not None and steps is None and not resume:
+        steps = 10**9  # the time budget alone ends the run
+    cfg = resolve_config(model, config_file=config, sets=set, out=out, resume=resume, data=data, steps=steps,
+                         minutes=minutes, batch_size=batch_size, seed=seed, device=device)
+    trainer = Trainer(cfg, Path(out), resume=resume, progress=progress)
+    summary = trainer.fit()
+    summary["out"] = out
+    return summary
+
+
+class Generator:
+    """A trained generator loaded from a checkpoint, ready to sample on any device."""
+
+    def __init__(self, path: Union[str, Path], device: str = "cpu"):
+        tensors, meta = checkpoint.load(str(path), device="cpu")
+        self.meta, self.info = meta, meta["data"]
+        self.cfg = config_mod.Config(meta["config"])
+        self.data_spec = self.cfg.data
+        self.step = meta["step"]
+        self.device = torch.device(device)
+        model_cls = get_model(meta["model"])
+        self.model = model_cls(self.cfg, self.info)
+        nets = {}
+        for name, module in self.model.named_children():
+            source = "ema." if any(k.startswith(f"ema.{name}.") for k in tensors) else "net."
+            prefix = f"{source}{name}."
+            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if state:
+                module.load_state_dict(state)
+                nets[name] = module
+        self.model.to(self.device).eval()
+        self.classes = list(self.info.get("classes") or [])
+
+    def label_index(self, label: Union[int, str]) -> int:
+        """A class given by index or by name."""
+        if not self.classes:
+            raise UserError(f"this {self.meta['model']} model is not class-conditional: drop --label")
+        if isinstance(label, str) and label in self.classes:
+            return self.classes.index(label)
+        try:
+            index = int(label)
+        except (TypeError, ValueError):
+            raise UserError(f"unknown label '{label}'; this model's classes: {', '.join(self.classes)}") from None
+        if not 0 <= index < len(self.classes):
+            raise UserError(f"label {index} out of range: this model has {len(self.classes)} classes (0..{len(self.classes) - 1})")
+        return index
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Optional[Sequence[Union[int, str]]] = None, seed: int = 0, batch: int = 500) -> torch.Tensor:
+        """n samples (n, C, H, W) in [-1, 1] on the CPU; labels cycle when fewer than n are given."""
+        if n <= 0:
+            raise UserError(f"--n must be greater than 0, got {n}")
+        label_tensor = None
+        if labels is not None and len(labels):
+            idx = [self.label_index(label) for label in labels]
+            label_tensor = torch.tensor([idx[i % len(idx)] for i in range(n)], device=self.device)
+        elif self.model.needs == "labels":
+            label_tensor = torch.arange(n, device=self.device) % len(self.classes)
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        out = [self.model.sample(min(batch, n - i), None if label_tensor is None else label_tensor[i : i + batch], generator=g).cpu()
+               for i in range(0, n, batch)]
+        self.last_labels = None if label_tensor is None else label_tensor.cpu()
+        return torch.cat(out)
+
+    def to_native_uint8(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C) at the dataset's native size (28 for MNIST)."""
+        native = self.info.get("native_size") or images.shape[-1]
+        if images.shape[-1] != native:
+            images = torch.nn.functional.interpolate(images, size=(native, native), mode="bilinear", antialias=True, align_corners=False)
+        return to_uint8(images).permute(0, 2, 3, 1).contiguous()
+
+
+def load(path: Union[str, Path], device: str = "cpu") -> Generator:
+    return Generator(path, device)

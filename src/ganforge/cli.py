@@ -1,0 +1,214 @@
+"""The `ganforge` command. Each sub-command parses its flags and calls the Python API.
+
+A mistake the user can fix (a UserError, a bad flag) prints one line and exits with code 2; `--debug`
+shows the traceback instead.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from ganforge.errors import UserError
+from ganforge.version import __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line instead of usage + error
+        raise UserError(f"{self.prog}: {message} (see --help)")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model", description="Train a GAN. Defaults are the paper's; see --show-config.")
+    p.add_argument("model", help="model name (see `ganforge models`)")
+    p.add_argument("--data", help="dataset: an embedded or downloadable name, a folder, a .zip or an .npz (default: the model's)")
+    p.add_argument("--out", help="run folder (default runs/MODEL)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="generator steps")
+    budget.add_argument("--minutes", type=float, help="wall-clock budget in minutes")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--config", help="YAML file of settings (same keys as config.yaml in a run)")
+    p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override settings, e.g. optim.G.lr=1e-4 loss=lsgan")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="draw samples from a trained model")
+    p.add_argument("run", help="a run folder or a checkpoint file")
+    p.add_argument("--n", type=int, default=64)
+    labels = p.add_mutually_exclusive_group()
+    labels.add_argument("--label", help="one class (index or name) for every sample")
+    labels.add_argument("--labels", help="comma-separated classes, cycled over the samples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--grid", help="write a PNG grid here (default: RUN/samples/sample_seedS.png unless --npz is given)")
+    p.add_argument("--npz", help="write images uint8 (N, H, W, C) at the data's native size, and labels")
+    p.add_argument("--device", default="cpu")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ganforge", description="The GAN family, end to end.")
+    parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_train(sub)
+    _add_sample(sub)
+    sub.add_parser("models", help="list the models")
+    sub.add_parser("datasets", help="list the embedded and downloadable datasets")
+    try:
+        from ganforge.metrics.evaluate import add_eval_arguments
+
+        add_eval_arguments(sub.add_parser("eval", help="FID, KID, precision/recall and the digit figures"))
+    except ImportError:
+        pass
+    bench = sub.add_parser("bench", help="run the benchmarks under benchmarks/ and print their figures")
+    bench.add_argument("names", nargs="*", help="benchmark names (default: all)")
+    return parser
+
+
+def cmd_train(args) -> int:
+    from ganforge import api
+
+    if args.show_config:
+        from ganforge.config import dump
+
+        cfg = api.resolve_config(args.model, config_file=args.config, sets=args.set, out=args.out, resume=args.resume,
+                                 data=args.data, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+                                 seed=args.seed, device=args.device)
+        print(dump(cfg), end="")
+        return 0
+    summary = api.train(args.model, data=args.data, out=args.out, steps=args.steps, minutes=args.minutes,
+                        batch_size=args.batch_size, seed=args.seed, device=args.device, config=args.config,
+                        set=args.set, resume=args.resume, progress=not args.quiet)
+    print(f"trained {args.model} for {summary['step']} steps in {summary['minutes']:.1f} min -> {summary['out']}")
+    print(f"  samples:    {summary['samples']}")
+    print(f"  losses:     {summary['losses']}")
+    print(f"  checkpoint: {summary['checkpoint']}")
+    m = summary["metrics"]
+    if m:
+        figures = [f"{k}={v}" for k, v in m.items() if k in ("cfd", "acc", "score", "fid", "kid")]
+        if "coverage_min" in m:
+            figures.append(f"digit share {100 * m['coverage_min']:.1f}-{100 * m['coverage_max']:.1f}%")
+        print(f"  quality (n={m.get('n')} samples vs held-out data): " + ", ".join(figures))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import numpy as np
+
+    from ganforge import api
+    from ganforge.imaging.grid import save_grid
+
+    g = api.load(args.run, device=args.device)
+    labels = [args.label] if args.label is not None else (args.labels.split(",") if args.labels else None)
+    images = g.sample(args.n, labels=labels, seed=args.seed)
+    written = []
+    if args.npz:
+        out = {"images": g.to_native_uint8(images).numpy()}
+        if g.last_labels is not None:
+            out["labels"] = g.last_labels.numpy().astype(np.int64)
+        _check_writable(args.npz)
+        np.savez_compressed(args.npz, **out)
+        written.append(args.npz)
+    if args.grid or not args.npz:
+        grid = args.grid or str(_run_dir(args.run) / "samples" / f"sample_seed{args.seed}.png")
+        _check_writable(grid)
+        nrow = len(g.classes) if g.last_labels is not None and labels is None and args.n % max(1, len(g.classes)) == 0 else None
+        save_grid(images, grid, nrow=nrow, scale=max(1, 64 // images.shape[-1]))
+        written.append(grid)
+    print(f"{args.n} samples -> {', '.join(written)}")
+    return 0
+
+
+def _run_dir(path: str) -> Path:
+    p = Path(path)
+    if p.is_file():
+        p = p.parent
+    return p.parent if p.name == "checkpoints" else p
+
+
+def _check_writable(path: str) -> None:
+    parent = Path(path).expanduser().resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write '{path}': {e.strerror or e}") from None
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write '{path}': folder not writable")
+
+
+def cmd_models(args) -> int:
+    from ganforge.models import MODELS
+
+    width = max(len(n) for n in MODELS)
+    for name, cls in MODELS.items():
+        print(f"{name:<{width}}  {cls.summary}  [{cls.paper}]")
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from ganforge.data import list_datasets
+
+    rows = list_datasets()
+    width = max(len(r[0]) for r in rows)
+    for name, kind, desc in rows:
+        print(f"{name:<{width}}  {kind:<8}  {desc}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    import subprocess
+
+    root = Path.cwd() / "benchmarks"
+    if not root.is_dir():
+        raise UserError("no benchmarks/ folder here: run `ganforge bench` from the ganforge source checkout")
+    scripts = sorted(root.glob("bench_*.py"))
+    if args.names:
+        wanted = {f"bench_{n}.py" if not n.startswith("bench_") else f"{n}.py" for n in args.names}
+        missing = wanted - {s.name for s in scripts}
+        if missing:
+            raise UserError(f"unknown benchmark(s) {', '.join(sorted(missing))}; available: {', '.join(s.stem[6:] for s in scripts)}")
+        scripts = [s for s in scripts if s.name in wanted]
+    status = 0
+    for script in scripts:
+        print(f"== {script.stem[6:]}", flush=True)
+        status |= subprocess.call([sys.executable, str(script)])
+    return status
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "models": cmd_models, "datasets": cmd_datasets, "bench": cmd_bench}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    logging.basicConfig(level=logging.INFO, format="ganforge: %(message)s", stream=sys.stderr)
+    logging.getLogger("ganforge").setLevel(logging.INFO)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return 2
+        if args.command == "eval":
+            from ganforge.metrics.evaluate import run_eval
+
+            return run_eval(args)
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        if debug:
+            raise
+        print(f"ganforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganforge: interrupted; the last checkpoint is intact (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""What a run shows and leaves behind: the progress bar, metrics.jsonl and losses.png."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from tqdm import tqdm
+
+
+class Progress:
+    """One line: step, losses, img/s and ETA, by steps or by the wall-clock budget, whichever ends first."""
+
+    def __init__(self, steps: int, start_step: int, minutes: Optional[float], enabled: bool = True):
+        self.steps, self.start_step, self.minutes = steps, start_step, minutes
+        self.t0 = time.monotonic()
+        self.bar = tqdm(total=steps, initial=start_step, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]", desc="train")
+
+    def update(self, step: int, logs: Dict[str, float], images_per_second: float) -> None:
+        self.bar.n = step
+        parts = [f"{k}={v:.3f}" for k, v in logs.items()]
+        parts.append(f"{images_per_second:.0f} img/s")
+        if self.minutes:
+            done = (time.monotonic() - self.t0) / (self.minutes * 60)
+            by_steps = (step - self.start_step) / max(1, self.steps - self.start_step)
+            if done > by_steps:  # the budget ends the run first: show its remaining time
+                parts.append(f"budget {max(0.0, self.minutes * 60 - (time.monotonic() - self.t0)):.0f}s left")
+        self.bar.set_postfix_str(" ".join(parts), refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class MetricsLog:
+    """Append-only JSON lines: one record per log interval (losses) or evaluation (quality figures)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, record: Dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def read(self) -> List[Dict]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop records past the checkpoint so the log reads like one uninterrupted run."""
+        kept = [r for r in self.read() if r.get("step", 0) <= step]
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def plot_losses(records: List[Dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loss_rows = [r for r in records if r.get("kind") == "train"]
+    eval_rows = [r for r in records if r.get("kind") == "eval"]
+    keys = sorted({k for r in loss_rows for k in r if "/" in k})
+    panels = 2 if eval_rows else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.6), squeeze=False)
+    ax = axes[0][0]
+    for key in keys:
+        rows = [r for r in loss_rows if key in r]
+        ax.plot([r["step"] for r in rows], [r[key] for r in rows], label=key, linewidth=1)
+    ax.set_xlabel("generator step")
+    ax.set_title("losses")
+    if keys:
+        ax.legend(fontsize=8)
+    if eval_rows:
+        ax = axes[0][1]
+        for key in [k for k in ("cfd", "fid") if any(k in r for r in eval_rows)]:
+            rows = [r for r in eval_rows if key in r]
+            ax.plot([r["step"] for r in rows], [r[key] for r in rows], marker="o", label=key)
+        ax.set_xlabel("generator step")
+        ax.set_yscale("log")
+        ax.set_title("quality (lower is better)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)

@@ -1,0 +1,308 @@
+"""The one training loop. Every GAN family runs through it; a family only says what its phases compute.
+
+Per iteration: for each phase of the model (D repeated n_critic times, then G, by default) freeze the
+networks the phase must not update, draw a batch where the phase asks for one, zero the phase's
+gradients, run the model's step, backpropagate its "loss", step the optimiser and let the model act
+after it (weight clipping). Then the schedules and the EMA advance one generator step.
+
+Losses stay on the device and are summed there; the host reads them only every `log.every` steps.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ganforge import config as config_mod
+from ganforge.data import ImageData, load_dataset
+from ganforge.data.sampler import BatchSampler
+from ganforge.errors import UserError
+from ganforge.imaging.grid import save_grid
+from ganforge.models import GANModel, StepContext, get_model
+from ganforge.training import checkpoint
+from ganforge.training.ema import EMA
+from ganforge.training.report import MetricsLog, Progress, plot_losses
+
+log = logging.getLogger("ganforge")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu")
+    return torch.device(name)
+
+
+def build_optimizer(params: List[nn.Parameter], opt: Dict) -> torch.optim.Optimizer:
+    name, lr, wd = opt["name"], opt["lr"], opt.get("weight_decay", 0.0)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=tuple(opt.get("betas", (0.9, 0.999))), weight_decay=wd)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd)
+    return torch.optim.SGD(params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd)
+
+
+def check_data(model_cls, data: ImageData) -> None:
+    if model_cls.needs == "labels" and data.labels is None:
+        raise UserError(f"{model_cls.name} is class-conditional but '{data.name}' has no labels: give a folder with one sub-folder per class")
+    if model_cls.needs in ("paired", "unpaired") and data.images_b is None:
+        raise UserError(f"{model_cls.name} needs two image domains; '{data.name}' has one")
+    if model_cls.needs == "attributes" and data.attributes is None:
+        raise UserError(f"{model_cls.name} needs attribute labels; '{data.name}' has none")
+
+
+class Trainer:
+    def __init__(self, cfg: config_mod.Config, out: Path, *, resume: bool = False, progress: bool = True,
+                 data: Optional[ImageData] = None):
+        self.cfg, self.out, self.show_progress = cfg, Path(out), progress
+        self.device = pick_device(cfg.device)
+        model_cls = get_model(cfg.model)
+        self._prepare_out_dir()
+        torch.manual_seed(cfg.seed)
+        self.data = data if data is not None else load_dataset(cfg.data, size=cfg.size)
+        check_data(model_cls, self.data)
+        self.model: GANModel = model_cls(cfg, self.data.info()).to(self.device)
+        self.phases = self.model.phases()
+        self.groups = self.model.parameter_groups()
+        self.optimizers = {
+            name: build_optimizer([p for net in nets for p in net.parameters()], cfg.optim[name])
+            for name, nets in self.groups.items()
+        }
+        self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for name, opt in self.optimizers.items()}
+        self.ema = EMA({n: getattr(self.model, n) for n in self.model.ema_nets}, cfg.ema.beta, cfg.ema.start) if cfg.ema.beta > 0 else None
+        self.sampler = BatchSampler(self.data, cfg.batch_size, cfg.seed, self.device)
+        self.step, self.elapsed = 0, 0.0
+        self.best: Optional[tuple] = None  # (cfd, step)
+        self.last_eval: Dict = {}
+        self.metrics = MetricsLog(self.out / "metrics.jsonl")
+        if resume:
+            self._resume()
+        else:
+            self.metrics.path.write_text("")
+        (self.out / "config.yaml").write_text(config_mod.dump(cfg))
+
+    # --- set-up ---------------------------------------------------------------------------------
+    def _prepare_out_dir(self) -> None:
+        try:
+            (self.out / "samples").mkdir(parents=True, exist_ok=True)
+            (self.out / "checkpoints").mkdir(exist_ok=True)
+            probe = self.out / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise UserError(f"cannot write to --out '{self.out}': {e.strerror or e}") from None
+
+    def _lr_factor(self, step: int) -> float:
+        s = self.cfg.schedule
+        if s.kind == "constant":
+            return 1.0
+        start = int(s.decay_start * self.cfg.steps)
+        return 1.0 if step < start else max(0.0, 1.0 - (step - start) / max(1, self.cfg.steps - start))
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def fit(self) -> Dict:
+        cfg = self.cfg
+        budget = cfg.minutes * 60 if cfg.minutes else None
+        progress = Progress(cfg.steps, self.step, cfg.minutes, enabled=self.show_progress)
+        running: Dict[str, torch.Tensor] = {}
+        images_seen, t_log, n_logged = 0, time.monotonic(), 0
+        t_start, elapsed_before = time.monotonic(), self.elapsed
+        self.model.train()
+        try:
+            while self.step < cfg.steps:
+                if budget is not None and time.monotonic() - t_start >= budget:
+                    break
+                images_seen += self._iteration(running)
+                self.step += 1
+                n_logged += 1
+                self.elapsed = elapsed_before + time.monotonic() - t_start
+                if cfg.log.every and self.step % cfg.log.every == 0:
+                    rate = images_seen / max(1e-9, time.monotonic() - t_log)
+                    logs = {k: float(v) / n_logged for k, v in running.items()}  # the one host sync
+                    self.metrics.write({"kind": "train", "step": self.step, "time": round(self.elapsed, 2), "img_per_s": round(rate, 1), **logs})
+                    progress.update(self.step, {k[: -len("/loss")]: v for k, v in logs.items() if k.endswith("/loss")}, rate)
+                    running, images_seen, t_log, n_logged = {}, 0, time.monotonic(), 0
+                self._periodic()
+        finally:
+            progress.close()
+        return self.finish()
+
+    def _iteration(self, running: Dict[str, torch.Tensor]) -> int:
+        ctx = StepContext(step=self.step)
+        batch, drawn = None, 0
+        for phase in self.phases:
+            opt = self.optimizers[phase.name]
+            frozen = [p for g in phase.frozen for net in self.groups[g] for p in net.parameters()]
+            for p in frozen:
+                p.requires_grad_(False)
+            for r in range(phase.repeat):
+                if batch is None or phase.new_batch:
+                    batch = self.sampler.next()
+                    drawn += batch["image"].shape[0]
+                ctx.repeat, ctx.last_repeat = r, r == phase.repeat - 1
+                opt.zero_grad(set_to_none=True)
+                out = self.model.step(phase.name, batch, ctx)
+                out["loss"].backward()
+                opt.step()
+                self.model.after_step(phase.name)
+                for k, v in out.items():
+                    key = f"{phase.name}/{k}"
+                    value = v.detach() / phase.repeat
+                    running[key] = running[key] + value if key in running else value
+            for p in frozen:
+                p.requires_grad_(True)
+        for sched in self.schedulers.values():
+            sched.step()
+        if self.ema is not None:
+            self.ema.update({n: getattr(self.model, n) for n in self.model.ema_nets}, self.step)
+        return drawn
+
+    def _periodic(self) -> None:
+        cfg, step = self.cfg, self.step
+        if cfg.sample.every and step % cfg.sample.every == 0:
+            self.save_samples()
+        if cfg.eval.every and step % cfg.eval.every == 0:
+            self.evaluate()
+        if cfg.checkpoint.every and step % cfg.checkpoint.every == 0:
+            self.save_checkpoint()
+
+    def finish(self) -> Dict:
+        if not self.last_eval or self.last_eval.get("step") != self.step:
+            self.evaluate()
+        if not (self.out / "samples" / f"step_{self.step:06d}.png").exists():
+            self.save_samples()
+        path = self.save_checkpoint()
+        plot_losses(self.metrics.read(), self.out / "losses.png")
+        return {
+            "step": self.step,
+            "minutes": self.elapsed / 60,
+            "checkpoint": str(path),
+            "samples": str(self.out / "samples" / f"step_{self.step:06d}.png"),
+            "losses": str(self.out / "losses.png"),
+            "metrics": {k: v for k, v in self.last_eval.items() if k not in ("kind", "step")},
+        }
+
+    # --- sampling and evaluation -----------------------------------------------------------------
+    def sampling_nets(self) -> Optional[Dict[str, nn.Module]]:
+        return self.ema.nets if self.ema is not None else None
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int, labels: Optional[torch.Tensor] = None, batch: int = 500) -> torch.Tensor:
+        """Samples from fixed noise (their own generator: sampling never disturbs the training RNG)."""
+        g = torch.Generator(device=self.device).manual_seed(seed)
+        nets = self.sampling_nets()
+        live = [m for m in (nets or {"G": self.model.G}).values()]
+        modes = [m.training for m in live]
+        for m in live:
+            m.eval()
+        try:
+            out = [self.model.sample(min(batch, n - i), None if labels is None else labels[i : i + batch], generator=g, nets=nets).cpu()
+                   for i in range(0, n, batch)]
+        finally:
+            for m, mode in zip(live, modes):
+                m.train(mode)
+        return torch.cat(out)
+
+    def save_samples(self) -> Path:
+        n = self.cfg.sample.n
+        labels = torch.arange(n, device=self.device) % self.model.n_classes if self.model.n_classes else None
+        images = self.sample(n, seed=self.cfg.seed + 1, labels=labels)
+        path = self.out / "samples" / f"step_{self.step:06d}.png"
+        nrow = self.model.n_classes if self.model.n_classes and n % self.model.n_classes == 0 else None
+        save_grid(images, path, nrow=nrow, scale=max(1, 64 // self.model.size))
+        return path
+
+    def evaluate(self) -> Dict:
+        from ganforge.metrics.training import metrics_for_run
+
+        record = metrics_for_run(self, self.cfg.eval.metrics, self.cfg.eval.n)
+        if record:
+            record = {"kind": "eval", "step": self.step, **record}
+            self.metrics.write(record)
+            self.last_eval = record
+            if "cfd" in record and (self.best is None or record["cfd"] < self.best[0]):
+                self.best = (record["cfd"], self.step)
+        return record
+
+    # --- checkpoints -------------------------------------------------------------------------------
+    def state_tensors(self) -> tuple:
+        tensors: Dict[str, torch.Tensor] = {}
+        meta: Dict = {"optimizers": {}, "schedulers": {}}
+        for name in self.groups_all_nets():
+            tensors.update({f"net.{name}.{k}": v for k, v in getattr(self.model, name).state_dict().items()})
+        if self.ema is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+        for name, opt in self.optimizers.items():
+            t, m = checkpoint.split_optimizer_state(f"optim.{name}", opt.state_dict())
+            tensors.update(t)
+            meta["optimizers"][name] = m
+            meta["schedulers"][name] = self.schedulers[name].last_epoch
+        tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        return tensors, meta
+
+    def groups_all_nets(self) -> List[str]:
+        """Names of the model's networks (G, D, F, D_X, ...), all saved in checkpoints."""
+        return [name for name, m in self.model.named_children() if isinstance(m, nn.Module) and name != "augment"]
+
+    def save_checkpoint(self) -> Path:
+        tensors, meta = self.state_tensors()
+        meta.update({
+            "model": self.cfg.model,
+            "config": self.cfg.to_dict(),
+            "data": self.data.info(),
+            "sampler": self.sampler.state_dict(),
+            "elapsed": self.elapsed,
+            "best": list(self.best) if self.best else None,
+            "metrics": {k: v for k, v in self.last_eval.items() if k != "kind"},
+        })
+        try:
+            path = checkpoint.save(self.out / "checkpoints", self.step, tensors, meta)
+        except OSError as e:
+            raise UserError(f"could not write a checkpoint to {self.out / 'checkpoints'}: {e.strerror or e}; the previous checkpoint is intact") from None
+        checkpoint.prune(self.out / "checkpoints", self.cfg.checkpoint.keep, protect=self.best[1] if self.best else None)
+        return path
+
+    def _resume(self) -> None:
+        found = checkpoint.list_checkpoints(self.out / "checkpoints")
+        if not found:
+            raise UserError(f"--resume: no checkpoint in '{self.out / 'checkpoints'}' to resume from")
+        tensors, meta = checkpoint.load(str(found[-1][1]), device=str(self.device))
+        if meta["model"] != self.cfg.model:
+            raise UserError(f"--resume: '{self.out}' holds a {meta['model']} run, not {self.cfg.model}")
+        load_run_state(self, tensors, meta)
+        self.metrics.truncate_after(self.step)
+
+
+def load_run_state(trainer: Trainer, tensors: Dict[str, torch.Tensor], meta: Dict) -> None:
+    """Put a trainer back exactly where a checkpoint left it: weights, EMA, optimisers, schedules, RNG, data order."""
+    model = trainer.model
+    for name in trainer.groups_all_nets():
+        prefix = f"net.{name}."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if state:
+            try:
+                getattr(model, name).load_state_dict(state)
+            except RuntimeError:
+                raise UserError(f"the checkpoint's {name} does not fit this {trainer.cfg.model} configuration (different sizes or settings)") from None
+    if trainer.ema is not None:
+        ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
+        if ema_state:
+            trainer.ema.load_state_dict(ema_state)
+    for name, opt in trainer.optimizers.items():
+        opt.load_state_dict(checkpoint.join_optimizer_state(f"optim.{name}", tensors, meta["optimizers"][name]))
+        trainer.schedulers[name].last_epoch = meta["schedulers"][name]
+        trainer.schedulers[name]._last_lr = [g["lr"] for g in opt.param_groups]
+    torch.set_rng_state(tensors["rng.torch"].cpu())
+    if "rng.cuda" in tensors and trainer.device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), trainer.device)
+    trainer.sampler.load_state_dict(meta["sampler"])
+    trainer.step, trainer.elapsed = meta["step"], meta.get("elapsed", 0.0)
+    trainer.best = tuple(meta["best"]) if meta.get("best") else None
+    trainer.last_eval = dict(meta.get("metrics") or {})
