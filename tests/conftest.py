@@ -1,0 +1,66 @@
+"""Shared fixtures: a fast configuration, small real data, and trained runs that several test files reuse."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ganforge
+from ganforge import api
+from ganforge.data.base import ImageData
+from ganforge.data.embedded import DIGITS, mnist5k
+from ganforge.training.trainer import Trainer
+
+# A run that spends its time on training steps only: a loss record every step, no sample grids, quality
+# figures or periodic checkpoints (the final checkpoint is still written).
+FAST = ["log.every=1", "sample.every=0", "eval.metrics=none", "checkpoint.every=0"]
+
+
+def small(model: str) -> list:
+    """Narrow networks for a model, so a test step costs milliseconds."""
+    if model in ("gan", "cgan"):
+        return ["hidden_g=[32,64]", "hidden_d=[64,32]"]
+    return ["width=8"]
+
+
+def digits(n: int = 100, step: int = 40) -> ImageData:
+    """n real MNIST digits spread over all ten classes (mnist5k is sorted by label)."""
+    full = mnist5k("train")
+    idx = np.arange(0, n * step, step)
+    return ImageData(name="digits", images=full.images[idx].clone(), labels=full.labels[idx].clone(), classes=list(DIGITS))
+
+
+def make_trainer(model: str, out, sets=(), data=None, steps: int = 2, batch_size: int = 8, **flags) -> Trainer:
+    """A Trainer on small real data with the fast settings and narrow networks; `sets` refine them."""
+    cfg = api.resolve_config(model, sets=[*FAST, *small(model), *sets], out=str(out), steps=steps,
+                             batch_size=batch_size, **flags)
+    return Trainer(cfg, Path(out), progress=False, data=digits() if data is None else data)
+
+
+def train_fast(model: str, out, sets=(), **kwargs) -> dict:
+    """ganforge.train with the fast settings and narrow networks."""
+    return ganforge.train(model, out=str(out), set=[*FAST, *small(model), *sets], progress=False, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def digits_npz(tmp_path_factory) -> Path:
+    """40 labelled digits as an .npz dataset: small enough that a few steps cross several epochs."""
+    data = digits(40, 100)
+    path = tmp_path_factory.mktemp("data") / "digits40.npz"
+    np.savez(path, images=data.images[:, 0].numpy(), labels=data.labels.numpy())
+    return path
+
+
+@pytest.fixture(scope="session")
+def dcgan_run(tmp_path_factory) -> Path:
+    """A short real DCGAN run on mnist5k: 100 steps of batch 32 (networks at half the default width)."""
+    out = tmp_path_factory.mktemp("runs") / "dcgan"
+    ganforge.train("dcgan", out=str(out), steps=100, batch_size=32, set=[*FAST, "width=32"], progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def cgan_run(tmp_path_factory) -> Path:
+    """A tiny class-conditional run (10 digit classes), for sampling with labels."""
+    out = tmp_path_factory.mktemp("runs") / "cgan"
+    train_fast("cgan", out, steps=3, batch_size=16)
+    return out
