@@ -3,12 +3,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import ganforge
 from ganforge import api
 from ganforge.data.base import ImageData
 from ganforge.data.embedded import DIGITS, mnist5k
 from ganforge.training.trainer import Trainer
+
+# Test tensors are tiny: one thread avoids the start-up and synchronisation cost of a thread pool, which
+# dominates such small operations (and multiplies when the cores are busy).
+torch.set_num_threads(1)
 
 # A run that spends its time on training steps only: a loss record every step, no sample grids, quality
 # figures or periodic checkpoints (the final checkpoint is still written).

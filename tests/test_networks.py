@@ -1,0 +1,167 @@
+"""Every network at every supported size, conditional and not; initialisation and normalisation as the papers say."""
+import pytest
+import torch
+from torch import nn
+
+from ganforge import config
+from ganforge.data.embedded import DIGITS
+from ganforge.errors import UserError
+from ganforge.models import MODELS
+from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganforge.nn.layers import dcgan_init, pyramid
+from ganforge.nn.mlp import MLPDiscriminator, MLPGenerator
+
+from conftest import small
+
+SIZES = [28, 32, 48, 64]
+
+
+def build(name: str, size: int, channels: int = 1, classes=DIGITS, sets=()):
+    cls = MODELS[name]
+    cfg = config.resolve(name, cls.defaults, sets=[*small(name), *sets])
+    info = {"name": "test", "channels": channels, "size": size, "native_size": size, "classes": list(classes)}
+    torch.manual_seed(0)
+    return cls(cfg, info)
+
+
+@pytest.mark.parametrize("size,expected", [(28, (7, 2)), (32, (4, 3)), (48, (6, 3)), (64, (4, 4)), (8, (4, 1)), (112, (7, 4))])
+def test_pyramid_splits_sizes_into_base_and_doublings(size, expected):
+    assert pyramid(size) == expected
+
+
+@pytest.mark.parametrize("size", [30, 4, 100])
+def test_unsupported_sizes_are_user_errors(size):
+    with pytest.raises(UserError, match=str(size)):
+        DCGANGenerator(16, 1, size, width=8)
+    with pytest.raises(UserError, match=str(size)):
+        DCGANDiscriminator(1, size, width=8)
+
+
+@pytest.mark.parametrize("name", ["dcgan", "lsgan", "wgan", "wgan-gp", "acgan"])
+def test_convolutional_models_reject_size_30(name):
+    with pytest.raises(UserError, match="30"):
+        build(name, 30)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_generates_and_scores_at_every_size(name, size, channels):
+    model = build(name, size, channels)
+    labels = torch.tensor([0, 3, 9, 9, 1])
+    x = model.sample(5, labels=labels)
+    assert x.shape == (5, channels, size, size)
+    assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1  # tanh output
+    scores = model.D(x, labels)
+    if name == "acgan":
+        assert scores.shape == (5, 1 + len(DIGITS))  # adversarial score + class logits
+    else:
+        assert scores.shape == (5,)
+    assert torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("name", ["dcgan", "wgan-gp"])
+def test_unconditional_models_work_on_unlabelled_data(name):
+    model = build(name, 32, 3, classes=())
+    assert model.n_classes == 0
+    assert model.sample(4).shape == (4, 3, 32, 32)
+
+
+@pytest.mark.parametrize("name", ["cgan", "acgan"])
+def test_conditional_models_need_labels(name):
+    with pytest.raises(UserError, match="label"):
+        build(name, 28, classes=())
+
+
+@pytest.mark.parametrize("name", ["cgan", "acgan"])
+def test_conditional_generators_follow_their_label(name):
+    model = build(name, 28).eval()
+    z = torch.randn(4, model.z_dim)
+    a = model.G(z, torch.tensor([1, 1, 1, 1]))
+    b = model.G(z, torch.tensor([7, 7, 7, 7]))
+    assert not torch.allclose(a, b, atol=1e-4)
+
+
+def test_conditional_discriminators_see_the_label():
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    mlp = MLPDiscriminator((1, 28, 28), (32,), n_classes=10)
+    conv = DCGANDiscriminator(1, 28, width=8, norm="none", n_classes=10)
+    for D in (mlp, conv):
+        assert not torch.allclose(D(x, torch.tensor([0, 0, 0])), D(x, torch.tensor([5, 5, 5])))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_mlp_networks_at_every_size(size):
+    G = MLPGenerator(16, (3, size, size), (32,), n_classes=4)
+    D = MLPDiscriminator((3, size, size), (32,), n_classes=4)
+    labels = torch.tensor([0, 1, 2, 3])
+    x = G(torch.randn(4, 16), labels)
+    assert x.shape == (4, 3, size, size)
+    assert D(x, labels).shape == (4,)
+
+
+def test_dcgan_generator_has_the_papers_channel_widths():
+    # Radford 2015, figure 1: a 64-px G projects z to 4x4x1024 at their width; width 64 here gives 512-256-128-64.
+    G = DCGANGenerator(100, 3, 64, width=64)
+    convs = [m for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert [c.in_channels for c in convs] == [512, 256, 128, 64]
+    assert convs[-1].out_channels == 3
+
+
+def test_dcgan_init_draws_from_the_papers_distributions():
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(1, 64, width=64, norm="batch")
+    dcgan_init(D)
+    weights = torch.cat([m.weight.flatten() for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear))])
+    assert weights.mean().abs() < 2e-3 and abs(weights.std().item() - 0.02) < 1e-3  # N(0, 0.02)
+    bn = [m for m in D.modules() if isinstance(m, nn.BatchNorm2d)]
+    gammas = torch.cat([m.weight for m in bn])
+    assert abs(gammas.mean().item() - 1.0) < 5e-3 and gammas.std().item() < 0.03  # N(1, 0.02)
+    assert all(m.bias.abs().max() == 0 for m in bn)
+
+
+def test_discriminator_normalisations():
+    batch = DCGANDiscriminator(1, 32, width=8, norm="batch")
+    convs = [m for m in batch.features if isinstance(m, nn.Conv2d)]
+    norms = [m for m in batch.features if isinstance(m, nn.BatchNorm2d)]
+    assert batch.uses_batch_norm and len(norms) == len(convs) - 1  # none after the first layer (Radford 2015)
+    assert isinstance(batch.features[1], nn.LeakyReLU) and batch.features[1].negative_slope == 0.2
+    plain = DCGANDiscriminator(1, 32, width=8, norm="none")
+    assert not plain.uses_batch_norm and not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
+
+
+def test_wgan_gp_critic_has_no_batch_norm():
+    # the penalty is per sample, which batch norm would break (Gulrajani 2017, section 4)
+    model = build("wgan-gp", 28)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.D.modules())
+
+
+def test_spectral_norm_bounds_each_layer_by_one():
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(1, 28, width=8, norm="spectral")
+    x = torch.randn(8, 1, 28, 28)
+    for _ in range(5):  # power iterations run in training mode
+        D(x)
+    layers = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(layers) == 3
+    for m in layers:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item()
+        assert sigma == pytest.approx(1.0, abs=0.05)
+
+
+def test_score_pair_keeps_batch_norm_statistics_apart():
+    # With batch norm in D, scoring real and fake in one batch would let D tell them apart by batch statistics.
+    torch.manual_seed(0)
+    model = build("dcgan", 28).train()
+    real, fake = torch.rand(6, 1, 28, 28) * 2 - 1, torch.rand(6, 1, 28, 28) * 0.2
+    r, f = model.score_pair(real, fake)
+    assert torch.allclose(r, model.D(real), atol=1e-6) and torch.allclose(f, model.D(fake), atol=1e-6)
+    assert not torch.allclose(r, model.D(torch.cat([real, fake]))[:6], atol=1e-4)
+
+
+def test_score_pair_batches_real_and_fake_without_batch_norm():
+    torch.manual_seed(0)
+    model = build("wgan-gp", 28).train()
+    real, fake = torch.rand(6, 1, 28, 28), torch.rand(6, 1, 28, 28)
+    r, f = model.score_pair(real, fake)
+    assert torch.allclose(r, model.D(real), atol=1e-5) and torch.allclose(f, model.D(fake), atol=1e-5)
