@@ -201,9 +201,12 @@ def resolve(
 
 
 def validate(cfg: Mapping) -> None:
-    def positive(key: str, value: Any, allow_none: bool = False) -> None:
+    def positive(key: str, value: Any, allow_none: bool = False, kind: tuple = (int, float)) -> None:
         if value is None and allow_none:
             return
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            # keys whose default is None (size, minutes) are not type-checked when merged
+            raise UserError(f"'{key}' must be {'an integer' if kind == (int,) else 'a number'}, got {value!r}")
         if value is None or value <= 0:
             raise UserError(f"'{key}' must be greater than 0, got {value}")
 
@@ -211,7 +214,7 @@ def validate(cfg: Mapping) -> None:
     positive("minutes", cfg["minutes"], allow_none=True)
     positive("batch_size", cfg["batch_size"])
     positive("n_critic", cfg["n_critic"])
-    positive("size", cfg["size"], allow_none=True)
+    positive("size", cfg["size"], allow_none=True, kind=(int,))
     for name, opt in cfg["optim"].items():
         if opt["name"] not in OPTIMIZERS:
             raise UserError(f"optim.{name}.name must be one of {', '.join(OPTIMIZERS)}, got '{opt['name']}'")
