@@ -1,0 +1,166 @@
+"""Config resolution: the order of precedence, and one clear UserError for every kind of bad setting."""
+import pytest
+import yaml
+
+from ganforge import config
+from ganforge.config import TRAINER_DEFAULTS, load_yaml, parse_set, resolve
+from ganforge.errors import UserError
+from ganforge.models import MODELS
+
+DCGAN = MODELS["dcgan"].defaults
+
+
+def write(tmp_path, text, name="run.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_precedence_defaults_model_yaml_flags_set(tmp_path):
+    yaml_file = write(tmp_path, "batch_size: 32\nseed: 5\nn_critic: 2\noptim:\n  G:\n    lr: 0.001\n")
+    assert resolve("gan", {})["batch_size"] == TRAINER_DEFAULTS["batch_size"]  # trainer default
+    assert resolve("dcgan", DCGAN)["batch_size"] == DCGAN["batch_size"] != TRAINER_DEFAULTS["batch_size"]
+    from_yaml = resolve("dcgan", DCGAN, yaml_file)
+    assert (from_yaml.batch_size, from_yaml.seed, from_yaml.n_critic) == (32, 5, 2)
+    flagged = resolve("dcgan", DCGAN, yaml_file, flags={"batch_size": 16, "steps": None})
+    assert flagged.batch_size == 16 and flagged.seed == 5
+    assert flagged.steps == TRAINER_DEFAULTS["steps"]  # a flag left unset (None) changes nothing
+    final = resolve("dcgan", DCGAN, yaml_file, flags={"batch_size": 16}, sets=["batch_size=8", "optim.G.lr=5e-4"])
+    assert final.batch_size == 8 and final.seed == 5 and final.n_critic == 2
+    # nested settings merge key by key: the model's betas and D's learning rate survive a change to G's lr
+    assert final.optim.G.lr == 5e-4 and final.optim.G.betas == DCGAN["optim"]["G"]["betas"]
+    assert final.optim.D.lr == DCGAN["optim"]["D"]["lr"]
+
+
+def test_model_defaults_override_trainer_defaults():
+    wgan = resolve("wgan", MODELS["wgan"].defaults)
+    assert wgan.n_critic == 5 and wgan.clip == 0.01 and wgan.optim.D.name == "rmsprop" and wgan.optim.D.lr == 5e-5
+    gp = resolve("wgan-gp", MODELS["wgan-gp"].defaults)
+    assert gp.gp_weight == 10.0 and gp.optim.G.betas == [0.5, 0.9] and gp.optim.G.lr == 1e-4
+    assert resolve("dcgan", DCGAN).model == "dcgan"
+
+
+def test_resolving_does_not_mutate_the_defaults():
+    before = repr(DCGAN), repr(TRAINER_DEFAULTS)
+    resolve("dcgan", DCGAN, sets=["optim.G.lr=0.1", "optim.G.betas=[0.1,0.2]", "batch_size=3"])
+    assert (repr(DCGAN), repr(TRAINER_DEFAULTS)) == before
+
+
+@pytest.mark.parametrize("setting,suggestion", [("batch_sise=3", "batch_size"), ("optim.G.lrr=0.1", "optim.G.lr"),
+                                                ("nciritc=2", "n_critic")])
+def test_unknown_key_suggests_the_close_one(setting, suggestion):
+    with pytest.raises(UserError, match=f"did you mean '{suggestion}'"):
+        resolve("dcgan", DCGAN, sets=[setting])
+
+
+def test_unknown_key_in_yaml_names_the_file(tmp_path):
+    path = write(tmp_path, "optim:\n  G:\n    learning_rate: 0.1\n")
+    with pytest.raises(UserError) as e:
+        resolve("dcgan", DCGAN, path)
+    assert path in str(e.value) and "optim.G.learning_rate" in str(e.value)
+
+
+def test_model_specific_keys_exist_only_for_that_model():
+    assert resolve("wgan", MODELS["wgan"].defaults, sets=["clip=0.02"]).clip == 0.02
+    with pytest.raises(UserError, match="clip"):
+        resolve("dcgan", DCGAN, sets=["clip=0.02"])
+
+
+@pytest.mark.parametrize("setting", ["steps=abc", "steps=1.5", "batch_size=true", "optim.G.lr=fast",
+                                     "optim.G.betas=0.5", "loss=3", "ema=0.9", "size=big", "size=28.5",
+                                     "minutes=soon"])
+def test_wrong_value_type_is_a_user_error(setting):
+    key = setting.split("=")[0]
+    with pytest.raises(UserError, match=key.split(".")[-1]):
+        resolve("dcgan", DCGAN, sets=[setting])
+
+
+def test_wrong_type_in_yaml_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="'steps' must be an integer"):
+        resolve("dcgan", DCGAN, write(tmp_path, "steps: many\n"))
+
+
+def test_integers_are_accepted_where_numbers_are_expected():
+    cfg = resolve("dcgan", DCGAN, sets=["optim.G.lr=1", "ema.beta=0"])
+    assert cfg.optim.G.lr == 1.0 and isinstance(cfg.optim.G.lr, float)
+
+
+def test_scientific_notation_is_a_number_from_set_and_yaml(tmp_path):
+    # YAML 1.1 reads 1e-4 (no dot) as text; settings must still get the number
+    assert parse_set(["optim.G.lr=1e-4"]) == {"optim": {"G": {"lr": 1e-4}}}
+    cfg = resolve("dcgan", DCGAN, write(tmp_path, "optim:\n  D:\n    lr: 3e-4\n"), sets=["optim.G.lr=1e-4"])
+    assert cfg.optim.G.lr == 1e-4 and cfg.optim.D.lr == 3e-4
+    assert isinstance(cfg.optim.G.lr, float) and isinstance(cfg.optim.D.lr, float)
+    assert load_yaml(write(tmp_path, "ema:\n  beta: 5E-1\n", "b.yaml")) == {"ema": {"beta": 0.5}}
+
+
+def test_set_parses_yaml_scalars_and_lists():
+    assert parse_set(["loss=lsgan", "n_critic=3", "optim.G.betas=[0.0, 0.99]", "augment.policy=color,translation"]) == {
+        "loss": "lsgan", "n_critic": 3, "optim": {"G": {"betas": [0.0, 0.99]}}, "augment": {"policy": "color,translation"}}
+
+
+@pytest.mark.parametrize("item", ["steps", "=3", " =3"])
+def test_set_without_key_value_is_a_user_error(item):
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_set([item])
+
+
+def test_broken_yaml_names_file_and_line(tmp_path):
+    path = write(tmp_path, "steps: 10\nbatch_size: 4\noptim: {G: {lr: 0.1}\nseed: 3\n")
+    with pytest.raises(UserError) as e:
+        resolve("dcgan", DCGAN, path)
+    message = str(e.value)
+    assert path in message and "line 4" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("text,needle", [("- 1\n- 2\n", "mapping"), ("just text\n", "mapping")])
+def test_yaml_that_is_not_a_mapping(tmp_path, text, needle):
+    path = write(tmp_path, text)
+    with pytest.raises(UserError, match=needle) as e:
+        resolve("dcgan", DCGAN, path)
+    assert path in str(e.value)
+
+
+def test_yaml_binary_and_missing_files(tmp_path):
+    binary = tmp_path / "weights.yaml"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 20)
+    with pytest.raises(UserError, match="weights.yaml"):
+        resolve("dcgan", DCGAN, str(binary))
+    with pytest.raises(UserError, match="not found"):
+        resolve("dcgan", DCGAN, str(tmp_path / "missing.yaml"))
+
+
+def test_empty_yaml_changes_nothing(tmp_path):
+    assert resolve("dcgan", DCGAN, write(tmp_path, "# nothing yet\n")) == resolve("dcgan", DCGAN)
+
+
+def test_yaml_of_another_model_is_refused(tmp_path):
+    with pytest.raises(UserError, match="'wgan'"):
+        resolve("dcgan", DCGAN, write(tmp_path, "model: wgan\n"))
+
+
+@pytest.mark.parametrize("flags,sets,key", [
+    ({"steps": -5}, [], "steps"), ({"steps": 0}, [], "steps"), ({"batch_size": 0}, [], "batch_size"),
+    ({}, ["n_critic=0"], "n_critic"), ({"minutes": -1.0}, [], "minutes"), ({}, ["optim.D.lr=-1e-4"], "lr"),
+    ({}, ["optim.G.weight_decay=-0.1"], "weight_decay"), ({}, ["ema.beta=1.0"], "ema.beta"),
+    ({}, ["optim.G.name=adamw"], "optim.G.name"), ({}, ["schedule.kind=cosine"], "schedule.kind"),
+    ({}, ["log.every=-1"], "log.every"), ({}, ["device=tpu"], "device"), ({}, ["size=-28"], "size"),
+])
+def test_bad_numbers_and_names_are_user_errors(flags, sets, key):
+    with pytest.raises(UserError, match=key):
+        resolve("dcgan", DCGAN, flags=flags, sets=sets)
+
+
+def test_written_config_reads_back_identically(tmp_path):
+    cfg = resolve("wgan-gp", MODELS["wgan-gp"].defaults, flags={"steps": 7, "out": str(tmp_path)},
+                  sets=["optim.G.lr=1e-5", "ema.beta=0.999", "augment.policy=color,cutout"])
+    path = write(tmp_path, config.dump(cfg), "config.yaml")
+    assert yaml.safe_load(open(path))["optim"]["G"]["lr"] == 1e-5
+    assert resolve("wgan-gp", MODELS["wgan-gp"].defaults, path) == cfg
+
+
+def test_attribute_access():
+    cfg = resolve("dcgan", DCGAN)
+    assert cfg.optim.G.lr == cfg["optim"]["G"]["lr"]
+    with pytest.raises(AttributeError):
+        cfg.no_such_setting
