@@ -165,7 +165,7 @@ def test_joint_upsample_keeps_the_guide_edges(sharp_digits):
     truth = colourise(sharp_digits)
     out = joint_bilateral_upsample(low, sharp_digits)
     bicubic = F.interpolate(low, size=(112, 112), mode="bicubic", align_corners=False)
-    # Measured: 44 dB against 24 dB for bicubic.
+    # Measured: 46 dB against 23 dB for bicubic.
     assert psnr(out, truth) > psnr(bicubic, truth) + 12
 
 

