@@ -214,6 +214,13 @@ def test_bad_arguments_raise_one_clear_error(digits):
         splat(digits, digits.repeat(1, 3, 1, 1), 2.0, 0.1)
     with pytest.raises(UserError, match="batch"):
         joint_bilateral_upsample(digits[:2], digits[:3])
+    # [0, 255] values with a sigma_r of a thousandth of a level would need a grid of gigabytes.
+    with pytest.raises(UserError, match="scale images to"):
+        bilateral_grid_filter(digits * 255, 2.0, 0.001)
+    broken = digits.clone()
+    broken[0, 0, 3, 3] = float("nan")
+    with pytest.raises(UserError, match="NaN"):
+        bilateral_grid_filter(broken, 2.0, 0.1)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

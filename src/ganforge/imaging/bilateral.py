@@ -31,6 +31,9 @@ _CELL_PER_SIGMA = math.sqrt(3.0 / 4.0)
 _BLUR_TAPS = (1.0, 4.0, 6.0, 4.0, 1.0)
 # Rec. 601 luma, the grey level the grid is built on.
 _LUMA = (0.299, 0.587, 0.114)
+# Largest grid splat builds (elements, 1 GiB in float32): beyond it sigma_s or sigma_r is far too small
+# for the image (typically [0, 255] values with a sigma_r meant for [0, 1]).
+_MAX_GRID_ELEMENTS = 2 ** 28
 # Share of a grid column's weight added to each of its cells for joint upsampling (see there).
 _FALLBACK_WEIGHT = 1e-3
 
@@ -85,7 +88,7 @@ def joint_bilateral_filter(image: torch.Tensor, guide: torch.Tensor, sigma_s: fl
     r = math.ceil(3 * sigma_s) if radius is None else int(radius)
     if r < 0:
         raise UserError(f"radius must be >= 0, got {radius}")
-    guide = guide.to(image.dtype)
+    guide = guide.to(device=image.device, dtype=image.dtype)
     numerator = torch.zeros_like(image)
     denominator = image.new_zeros(n, 1, h, w)
     inv_two_var_r = 1.0 / (2 * sigma_r ** 2)
@@ -147,15 +150,21 @@ def splat(values: torch.Tensor, guide: torch.Tensor, sigma_s: float, sigma_r: fl
     if guide.shape != (n, 1, h, w):
         raise UserError(f"guide must be grey (N, 1, H, W) = {(n, 1, h, w)}, got {tuple(guide.shape)}; "
                         "pass luminance(guide) for a colour guide")
-    guide = guide.to(values.dtype)
+    guide = guide.to(device=values.device, dtype=values.dtype)
     cell_s, cell_r = sigma_s * _CELL_PER_SIGMA, sigma_r * _CELL_PER_SIGMA
     device, dtype = values.device, values.dtype
     with torch.no_grad():
-        low = torch.floor(guide.amin(dim=(1, 2, 3)) / cell_r)  # (N,)
-        high = torch.floor(guide.amax(dim=(1, 2, 3)) / cell_r)
-        depth = int((high - low).max().item()) + 2  # +1 for the upper corner of the top cell
+        if not bool(torch.isfinite(guide).all()):
+            raise UserError("guide holds NaN or infinite values; the bilateral grid needs finite intensities")
+        lowest, highest = guide.amin(dim=(1, 2, 3)), guide.amax(dim=(1, 2, 3))  # (N,)
+        low = torch.floor(lowest / cell_r)
+        depth = int((torch.floor(highest / cell_r) - low).max().item()) + 2  # +1: the top cell's upper corner
     grid_h = int(math.floor((h - 0.5) / cell_s)) + 2
     grid_w = int(math.floor((w - 0.5) / cell_s)) + 2
+    if n * (c + 1) * depth * grid_h * grid_w > _MAX_GRID_ELEMENTS:
+        raise UserError(f"a bilateral grid of {depth} x {grid_h} x {grid_w} cells is too large: the guide spans "
+                        f"[{float(lowest.min()):.3g}, {float(highest.max()):.3g}] and sigma_r={sigma_r}, "
+                        f"sigma_s={sigma_s}; scale images to [0, 1] or raise the sigmas")
 
     gy = (torch.arange(h, device=device, dtype=dtype) + 0.5) / cell_s  # (H,)
     gx = (torch.arange(w, device=device, dtype=dtype) + 0.5) / cell_s  # (W,)
@@ -206,7 +215,7 @@ def slice(grid: BilateralGrid, guide: torch.Tensor) -> torch.Tensor:
     n, k, d, gh, gw = data.shape
     if guide.shape[0] != n or guide.shape[1] != 1:
         raise UserError(f"guide must be grey (N, 1, H, W) with N = {n}, got {tuple(guide.shape)}")
-    guide = guide.to(data.dtype)
+    guide = guide.to(device=data.device, dtype=data.dtype)
     h, w = guide.shape[2:]
     device, dtype = data.device, data.dtype
     gy = (torch.arange(h, device=device, dtype=dtype) + 0.5) * (grid.height / h) / grid.cell_s
@@ -258,12 +267,12 @@ def joint_bilateral_upsample(low_res_output: torch.Tensor, high_res_guide: torch
     n, c, h, w = low_res_output.shape
     if high_res_guide.shape[0] != n:
         raise UserError(f"high_res_guide has batch {high_res_guide.shape[0]}, low_res_output {n}; they must match")
-    grey = luminance(high_res_guide.to(low_res_output.dtype))
+    grey = luminance(high_res_guide.to(low_res_output))
     if low_res_guide is None:
         grey_low = F.interpolate(grey, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
     else:
         _check_image(low_res_guide, "low_res_guide")
-        grey_low = luminance(low_res_guide.to(low_res_output.dtype))
+        grey_low = luminance(low_res_guide.to(low_res_output))
         if grey_low.shape != (n, 1, h, w):
             raise UserError(f"low_res_guide {tuple(low_res_guide.shape)} must match low_res_output "
                             f"{tuple(low_res_output.shape)} in batch and size")
