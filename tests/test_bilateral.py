@@ -144,6 +144,8 @@ def test_gradients_flow_through_splat_blur_slice_and_brute_force():
     check(lambda v, g: bilateral_grid_filter(v, 1.5, 0.3, guide=g), values, guide)
     check(lambda v, g: joint_bilateral_filter(v, g, 1.0, 0.3, radius=2), values, guide)
     check(lambda v: bilateral_filter(v, 1.0, 0.3, radius=2), values)
+    big_guide = torch.rand(1, 1, 8, 10, dtype=torch.float64, generator=generator, requires_grad=True)
+    check(lambda v, g: joint_bilateral_upsample(v, g, sigma_r=0.2), values, big_guide)
 
 
 def test_joint_upsample_equals_bicubic_on_smooth_images_with_another_aspect_ratio():
