@@ -16,6 +16,28 @@ from ganforge.errors import UserError
 from ganforge.version import __version__
 
 
+# Commands that live beside the code they drive: (module, its add-arguments function, its run function, help).
+PLUGGED_COMMANDS = {
+    "eval": ("ganforge.metrics.evaluate", "add_eval_arguments", "run_eval", "FID, KID, precision/recall and the digit figures"),
+    "translate": ("ganforge.translate", "add_arguments", "run", "translate images with an image-to-image model"),
+    "serve": ("ganforge.web.server", "add_arguments", "run", "a web page to explore trained models"),
+}
+
+
+def _plugged(name: str):
+    """(add_arguments, run) of a plugged command, or None while its module is not part of this install."""
+    import importlib
+
+    module, add, run, _ = PLUGGED_COMMANDS[name]
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module:
+            return None
+        raise
+    return getattr(mod, add), getattr(mod, run)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line instead of usage + error
         raise UserError(f"{self.prog}: {message} (see --help)")
@@ -61,12 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(sub)
     sub.add_parser("models", help="list the models")
     sub.add_parser("datasets", help="list the embedded and downloadable datasets")
-    try:
-        from ganforge.metrics.evaluate import add_eval_arguments
-
-        add_eval_arguments(sub.add_parser("eval", help="FID, KID, precision/recall and the digit figures"))
-    except ImportError:
-        pass
+    for name, entry in PLUGGED_COMMANDS.items():
+        plugged = _plugged(name)
+        if plugged:
+            plugged[0](sub.add_parser(name, help=entry[3]))
     bench = sub.add_parser("bench", help="run the benchmarks under benchmarks/ and print their figures")
     bench.add_argument("names", nargs="*", help="benchmark names (default: all)")
     return parser
@@ -195,10 +215,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return 2
-        if args.command == "eval":
-            from ganforge.metrics.evaluate import run_eval
-
-            return run_eval(args)
+        if args.command in PLUGGED_COMMANDS:
+            return _plugged(args.command)[1](args)
         return COMMANDS[args.command](args)
     except UserError as e:
         if debug:
