@@ -136,6 +136,9 @@ def load(path: str, device: str = "cpu") -> Tuple[Dict[str, torch.Tensor], Dict[
             f"{sidecar_path}: written by ganforge {meta.get('ganforge_version')} in checkpoint format "
             f"{meta['format_version']}, newer than this ganforge {__version__} reads; upgrade ganforge"
         )
+    missing = [k for k in ("step", "model", "config", "data") if k not in meta]
+    if missing:
+        raise UserError(f"{sidecar_path}: incomplete checkpoint sidecar (no {', '.join(missing)})")
     tensor_path = sidecar_path.with_suffix(".safetensors")
     try:
         tensors = load_file(str(tensor_path), device=device)
