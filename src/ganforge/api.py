@@ -81,8 +81,13 @@ class Generator:
             source = "ema." if any(k.startswith(f"ema.{name}.") for k in tensors) else "net."
             prefix = f"{source}{name}."
             state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if not state and any(True for _ in module.parameters()):
+                raise UserError(f"{path}: the checkpoint has no weights for this {meta['model']}'s {name}")
             if state:
-                module.load_state_dict(state)
+                try:
+                    module.load_state_dict(state)
+                except RuntimeError:
+                    raise UserError(f"{path}: the checkpoint's {name} weights do not fit a {meta['model']} of its config") from None
                 nets[name] = module
         self.model.to(self.device).eval()
         self.classes = list(self.info.get("classes") or [])
