@@ -225,9 +225,13 @@ def validate(cfg: Mapping) -> None:
         raise UserError(f"ema.beta must be in [0, 1), got {cfg['ema']['beta']}")
     if cfg["schedule"]["kind"] not in ("constant", "linear_decay"):
         raise UserError(f"schedule.kind must be 'constant' or 'linear_decay', got '{cfg['schedule']['kind']}'")
-    for key in ("log", "sample", "checkpoint"):
+    for key in ("log", "sample", "eval", "checkpoint"):
         if cfg[key]["every"] < 0:
             raise UserError(f"{key}.every must be >= 0, got {cfg[key]['every']}")
+    # a run keeps at least its last checkpoint and draws at least one sample
+    positive("checkpoint.keep", cfg["checkpoint"]["keep"])
+    positive("sample.n", cfg["sample"]["n"])
+    positive("eval.n", cfg["eval"]["n"])
     if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
         raise UserError(f"device must be auto, cpu or cuda, got '{cfg['device']}'")
 
