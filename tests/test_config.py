@@ -144,7 +144,9 @@ def test_yaml_of_another_model_is_refused(tmp_path):
     ({}, ["n_critic=0"], "n_critic"), ({"minutes": -1.0}, [], "minutes"), ({}, ["optim.D.lr=-1e-4"], "lr"),
     ({}, ["optim.G.weight_decay=-0.1"], "weight_decay"), ({}, ["ema.beta=1.0"], "ema.beta"),
     ({}, ["optim.G.name=adamw"], "optim.G.name"), ({}, ["schedule.kind=cosine"], "schedule.kind"),
-    ({}, ["log.every=-1"], "log.every"), ({}, ["device=tpu"], "device"), ({}, ["size=-28"], "size"),
+    ({}, ["log.every=-1"], "log.every"), ({}, ["eval.every=-5"], "eval.every"), ({}, ["device=tpu"], "device"),
+    ({}, ["size=-28"], "size"), ({}, ["checkpoint.keep=0"], "checkpoint.keep"), ({}, ["sample.n=0"], "sample.n"),
+    ({}, ["eval.n=0"], "eval.n"),
 ])
 def test_bad_numbers_and_names_are_user_errors(flags, sets, key):
     with pytest.raises(UserError, match=key):
