@@ -94,7 +94,7 @@ class Generator:
 
     def label_index(self, label: Union[int, str]) -> int:
         """A class given by index or by name."""
-        if not self.classes:
+        if self.model.needs != "labels" or not self.classes:  # an unconditional G would ignore the label
             raise UserError(f"this {self.meta['model']} model is not class-conditional: drop --label")
         if isinstance(label, str) and label in self.classes:
             return self.classes.index(label)
