@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ganforge.errors import UserError
+from ganforge.metrics.evaluate import fid_from_features
 from ganforge.metrics.frechet import feature_stats, frechet_distance
 from ganforge.metrics.kid import kernel_inception_distance
 from ganforge.metrics.prdc import density_coverage, knn_radii, precision_recall
@@ -46,6 +47,15 @@ def test_frechet_on_singular_covariances():
     assert abs(frechet_distance(*stats, *stats)) < 1e-6 * np.trace(stats[1])
     shift = np.full(40, 0.5)
     assert frechet_distance(*stats, *feature_stats(x + shift)) == pytest.approx(40 * 0.25, abs=1e-6 * np.trace(stats[1]))
+
+
+def test_low_rank_fid_equals_the_full_fid():
+    # Fewer images than dimensions takes the SVD route; it must agree with the eigendecomposition one.
+    rng = np.random.default_rng(6)
+    a, b = np.abs(rng.normal(size=(30, 64))), np.abs(rng.normal(size=(25, 64))) * 1.1 + 0.05
+    full = frechet_distance(*feature_stats(a), *feature_stats(b))
+    assert fid_from_features(a, b) == pytest.approx(full, rel=1e-7)
+    assert abs(fid_from_features(a, a)) < 1e-9 * np.trace(feature_stats(a)[1])
 
 
 def test_feature_stats_use_the_unbiased_covariance():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -85,7 +86,9 @@ def load_torchscript_state(path) -> Dict[str, torch.Tensor]:
     """Parameters of a TorchScript Inception archive by name, with any wrapper prefix removed
     (``net.layers.conv.weight`` -> ``layers.conv.weight``)."""
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is how this file is stored
+            module = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError, OSError) as e:
         raise UserError(f"{path} is not a readable TorchScript archive of the Inception network ({e})") from None
     tensors = dict(module.named_parameters())
