@@ -44,3 +44,21 @@ EMBEDDED: Dict[str, Tuple[Callable[[], ImageData], str]] = {
     "mnist5k-test": (lambda: mnist5k("test"), "the 1,000 held-out MNIST digits (100 per class) the quality figures compare with"),
     "mnist5k-all": (lambda: mnist5k("all"), "all 5,000 digits of the subset"),
 }
+
+
+def _derived(name: str) -> ImageData:
+    from ganforge.data.derived import load
+
+    return load(name)
+
+
+# Image-to-image tasks built deterministically from the training digits (data/derived.py); the held-out
+# digits make their test splits, which the quality figures use.
+EMBEDDED.update({
+    "mnist5k-edges": (lambda: _derived("mnist5k-edges"), "paired: digit edge maps -> digits, 4,000 pairs (pix2pix)"),
+    "mnist5k-colored": (lambda: _derived("mnist5k-colored"),
+                        "unpaired: grey digits <-> colour digits on textured backgrounds, 2,000 each, disjoint (cyclegan)"),
+    "mnist5k-sr4": (lambda: _derived("mnist5k-sr4"), "paired: 7x7 digits -> 28x28 digits, 4,000 pairs (srgan)"),
+    "mnist5k-inpaint": (lambda: _derived("mnist5k-inpaint"),
+                        "paired: digits with a rectangular hole (+ a mask channel) -> digits, 4,000 pairs (inpaint, pix2pix)"),
+})
