@@ -2,7 +2,8 @@
 
 SPEC is an embedded dataset name (mnist5k, ...), a downloadable one (mnist, fashion-mnist, cifar10,
 optionally with :test), an image folder (sub-folders = classes), a .zip of images, or an .npz holding
-`images` uint8 (N, H, W[, C]) and optionally `labels`.
+`images` uint8 (N, H, W[, C]) and optionally `labels`. For a model that `needs` two domains, a folder is
+read in one of the two-domain layouts and public pix2pix / CycleGAN sets are known by name (data/paired.py).
 """
 from __future__ import annotations
 
@@ -19,11 +20,28 @@ from ganforge.errors import UserError
 __all__ = ["ImageData", "load_dataset", "list_datasets", "to_float", "to_uint8"]
 
 
-def load_dataset(spec: str, *, size: Optional[int] = None, channels: Optional[int] = None) -> ImageData:
-    """The data a --data SPEC names, at `size` x `size` and `channels` when given."""
+def load_dataset(spec: str, *, size: Optional[int] = None, channels: Optional[int] = None,
+                 needs: Optional[str] = None) -> ImageData:
+    """The data a --data SPEC names, at `size` x `size` and `channels` when given; `needs` is the model's
+    (images, labels, paired, unpaired, ...): "paired" and "unpaired" read folders as two domains."""
     spec = str(spec)
+    two_domains = needs in ("paired", "unpaired")
     if spec in EMBEDDED:
         data = EMBEDDED[spec][0]()
+        if data.images_b is not None:
+            from ganforge.data.paired import conform_pair
+
+            data.paired = data.paired and needs != "unpaired"  # an unpaired model draws the sides independently
+            return conform_pair(data, size)
+    elif _public_name(spec)[0] is not None:
+        from ganforge.data.paired import load_public
+
+        name, split = _public_name(spec)
+        return load_public(name, split=split, needs=needs if two_domains else None, size=size)
+    elif two_domains and Path(spec).expanduser().is_dir():
+        from ganforge.data.paired import load_two_domains
+
+        return load_two_domains(Path(spec).expanduser(), needs, size=size)
     elif _remote_name(spec)[0] is not None:
         from ganforge.data.remote import load_remote
 
@@ -90,12 +108,20 @@ def _remote_name(spec: str) -> Tuple[Optional[str], str]:
     return (name, split or "train") if name in REMOTE_DATASETS else (None, "")
 
 
+def _public_name(spec: str) -> Tuple[Optional[str], str]:
+    from ganforge.data.paired import public_name
+
+    return public_name(spec)
+
+
 def _names() -> List[str]:
     try:
         from ganforge.data.remote import REMOTE_DATASETS
     except ImportError:
         REMOTE_DATASETS = {}
-    return list(EMBEDDED) + list(REMOTE_DATASETS)
+    from ganforge.data.paired import PUBLIC
+
+    return list(EMBEDDED) + list(REMOTE_DATASETS) + list(PUBLIC)
 
 
 def list_datasets() -> List[Tuple[str, str, str]]:
@@ -107,4 +133,7 @@ def list_datasets() -> List[Tuple[str, str, str]]:
         rows += [(name, "download", getattr(ds, "description", "")) for name, ds in REMOTE_DATASETS.items()]
     except ImportError:
         pass
+    from ganforge.data.paired import PUBLIC
+
+    rows += [(name, "download", ds.description) for name, ds in PUBLIC.items()]
     return rows
