@@ -50,6 +50,7 @@ class GANModel(nn.Module):
     needs: str = "images"  # images | labels | paired | unpaired | attributes
     defaults: Dict = {}  # overrides of the trainer's defaults plus the family's own hyperparameters
     ema_nets: Tuple[str, ...] = ("G",)  # networks averaged when ema.beta > 0, and used for sampling
+    translates: bool = False  # image-to-image families make outputs from input images, not from noise
 
     def __init__(self, cfg, info: Dict):
         super().__init__()
@@ -89,6 +90,20 @@ class GANModel(nn.Module):
         if self.n_classes and labels is None:
             labels = torch.arange(n, device=device) % self.n_classes
         return G(z, labels.to(device) if labels is not None else None)
+
+    # --- image-to-image families (translates = True) -----------------------------------------
+    def translate(self, x: Tensor, direction: str = "a2b", nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """Images (N, C, H, W) in [-1, 1] of the direction's source domain -> the translated images."""
+        raise UserError(f"{self.name} generates images from noise; it does not translate images")
+
+    def preview(self, batch: Dict[str, Tensor], nets: Optional[Dict[str, nn.Module]] = None) -> Tuple[Tensor, int]:
+        """A sample grid for a fixed batch of data: (images (M, C, H, W) in [-1, 1], images per row),
+        e.g. input | output | target side by side."""
+        raise NotImplementedError(f"{self.name} samples from noise")
+
+    def quality(self, test, nets: Optional[Dict[str, nn.Module]] = None) -> Dict[str, float]:
+        """Quality figures of the translations of held-out data (an ImageData); {} when none apply."""
+        return {}
 
     # --- shared pieces for the image-generating families ------------------------------------
     @property
