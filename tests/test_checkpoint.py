@@ -56,14 +56,14 @@ def test_resume_is_bit_exact(tmp_path, digits_npz, name):
 
 
 def test_checkpoint_contents(dcgan_run):
-    tensors, meta = load_pair(dcgan_run, 100)
+    tensors, meta = load_pair(dcgan_run, 200)
     assert meta["format"] == "ganforge-checkpoint" and meta["ganforge_version"] == __version__
-    assert meta["step"] == 100 and meta["model"] == "dcgan" and meta["config"]["batch_size"] == 32
+    assert meta["step"] == 200 and meta["model"] == "dcgan" and meta["config"]["batch_size"] == 32
     assert meta["data"]["native_size"] == 28 and meta["data"]["classes"] == [str(d) for d in range(10)]
-    assert meta["schedulers"] == {"G": 100, "D": 100}
-    assert int(tensors["optim.G.state.0.step"]) == 100 and int(tensors["optim.D.state.0.step"]) == 100
+    assert meta["schedulers"] == {"G": 200, "D": 200}
+    assert int(tensors["optim.G.state.0.step"]) == 200 and int(tensors["optim.D.state.0.step"]) == 200
     # safetensors: an 8-byte little-endian header length, then a JSON header; nothing that unpickles
-    raw = (dcgan_run / "checkpoints" / "step_000100.safetensors").read_bytes()
+    raw = (dcgan_run / "checkpoints" / "step_000200.safetensors").read_bytes()
     header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
     assert "net.G.project.0.weight" in header
     assert only_complete_checkpoints(dcgan_run / "checkpoints")
@@ -124,8 +124,8 @@ def run_copy(dcgan_run, tmp_path):
     folder = tmp_path / "run" / "checkpoints"
     folder.mkdir(parents=True)
     for suffix in (".json", ".safetensors"):
-        shutil.copy(dcgan_run / "checkpoints" / f"step_000100{suffix}", folder)
-    return folder / "step_000100.json"
+        shutil.copy(dcgan_run / "checkpoints" / f"step_000200{suffix}", folder)
+    return folder / "step_000200.json"
 
 
 def assert_refused(path, *needles):
@@ -178,7 +178,7 @@ def test_non_checkpoint_paths_are_refused(tmp_path):
 
 def test_tensors_of_another_model_are_refused(run_copy, cgan_run):
     shutil.copy(cgan_run / "checkpoints" / "step_000003.safetensors", run_copy.with_suffix(".safetensors"))
-    with pytest.raises(UserError, match="step_000100"):
+    with pytest.raises(UserError, match="step_000200"):
         ganforge.load(run_copy)
 
 

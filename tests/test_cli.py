@@ -55,8 +55,8 @@ def corrupt_run(dcgan_run, tmp_path_factory):
     folder = tmp_path_factory.mktemp("corrupt") / "run" / "checkpoints"
     folder.mkdir(parents=True)
     for suffix in (".json", ".safetensors"):
-        shutil.copy(dcgan_run / "checkpoints" / f"step_000100{suffix}", folder)
-    tensors = folder / "step_000100.safetensors"
+        shutil.copy(dcgan_run / "checkpoints" / f"step_000200{suffix}", folder)
+    tensors = folder / "step_000200.safetensors"
     tensors.write_bytes(tensors.read_bytes()[:1000])
     return folder.parent
 
@@ -156,7 +156,7 @@ def test_sample_of_something_that_is_not_a_checkpoint(tmp_path, capfd, caplog):
 
 
 def test_sample_of_a_corrupt_checkpoint(corrupt_run, capfd, caplog):
-    assert_one_line_error(["sample", corrupt_run, "--n", 4], capfd, caplog, "step_000100.safetensors")
+    assert_one_line_error(["sample", corrupt_run, "--n", 4], capfd, caplog, "step_000200.safetensors")
 
 
 @pytest.mark.parametrize("flags,needle", [(["--label", 12], "12"), (["--labels", "1,seven"], "seven"),
@@ -196,7 +196,7 @@ def test_sample_npz_of_a_conditional_model(cgan_run, tmp_path, capfd, caplog):
 def test_sample_default_grid_goes_into_the_run(dcgan_run, tmp_path, capfd, caplog):
     run = tmp_path / "run"
     shutil.copytree(dcgan_run / "checkpoints", run / "checkpoints")
-    code, out, _ = run_main(["sample", run / "checkpoints" / "step_000100.json", "--n", 9, "--seed", 4], capfd, caplog)
+    code, out, _ = run_main(["sample", run / "checkpoints" / "step_000200.json", "--n", 9, "--seed", 4], capfd, caplog)
     assert code == 0
     grid = np.asarray(Image.open(run / "samples" / "sample_seed4.png"))
     assert grid.ndim == 2 and grid.std() > 0
@@ -245,7 +245,7 @@ def processes(tmp_path_factory, corrupt_run):
     return results
 
 
-@pytest.mark.parametrize("name,needle", [("unknown", "gann"), ("corrupt", "step_000100.safetensors")])
+@pytest.mark.parametrize("name,needle", [("unknown", "gann"), ("corrupt", "step_000200.safetensors")])
 def test_process_bad_input_exit_code_and_one_line(processes, name, needle):
     code, stdout, stderr = processes[name]
     assert code == 2
