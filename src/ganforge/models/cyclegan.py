@@ -1,0 +1,138 @@
+"""CycleGAN (Zhu et al. 2017): unpaired translation between domains X and Y with cycle consistency.
+
+G: X -> Y and F: Y -> X are ResNet generators; D_X and D_Y are PatchGANs. The generators minimise the
+least-squares adversarial loss plus lambda * (||F(G(x)) - x||_1 + ||G(F(y)) - y||_1) (eq. 3, lambda = 10),
+plus the identity loss 0.5 * lambda * (||G(y) - y||_1 + ||F(x) - x||_1) (section 5.2), which keeps colours
+where nothing needs to change. It needs G to take Y images, so it is skipped when X and Y differ in channels.
+
+Each iteration runs the generator phase first on a fresh batch (x from X = A, y from Y = B, drawn in
+independent orders), then the discriminator phase on the same batch: D_X and D_Y see the new fakes through
+50-image history buffers (section 4), so no generator runs twice.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import torch
+
+from ganforge import losses
+from ganforge.errors import UserError
+from ganforge.models import register
+from ganforge.models.base import Phase
+from ganforge.models.pix2pix import PAPER_ADAM, ImageToImageModel, _as_batch, _batched
+from ganforge.nn.patchgan import PatchDiscriminator, patch_layers
+from ganforge.nn.resnet import ResnetGenerator, resnet_blocks
+from ganforge.training.image_pool import ImagePool
+
+Tensor = torch.Tensor
+
+
+@register
+class CycleGAN(ImageToImageModel):
+    name = "cyclegan"
+    paper = "Zhu et al. 2017, Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks"
+    summary = "G: X->Y, F: Y->X (ResNet), PatchGANs D_X, D_Y, LSGAN + 10 * cycle + 5 * identity, 50-image pools; unpaired"
+    needs = "unpaired"
+    directions = ("a2b", "b2a")
+    ema_nets = ("G", "F")
+    defaults = {
+        "data": "mnist5k-colored",
+        "width": 64,  # ngf = ndf = 64 (appendix 7.2)
+        "n_blocks": 0,  # residual blocks; 0 = by size: 6 below 256 px, 9 from 256 px (appendix 7.2)
+        "d_layers": 0,  # PatchGAN stride-2 layers; 0 = by size (70 x 70 patches at 256 px)
+        "lambda_cyc": 10.0,  # lambda, eq. 3 (section 4)
+        "lambda_id": 0.5,  # identity weight as a fraction of lambda_cyc: 0.5 * lambda (section 5.2)
+        "style_weight": 0.0,  # optional Gram-matrix style loss of G(x) against real Y images
+        "pool_size": 50,  # the history buffer (section 4)
+        "loss": "lsgan",  # least-squares GAN loss (section 4)
+        "batch_size": 1,  # section 4
+        "optim": {"G": PAPER_ADAM, "D": PAPER_ADAM},  # Adam 2e-4, beta1 0.5 (section 4)
+        # constant learning rate for the first half, then linear decay to zero (100 + 100 epochs, section 4)
+        "schedule": {"kind": "linear_decay", "decay_start": 0.5},
+        "eval": {"n": 1000},
+    }
+
+    def __init__(self, cfg, info: Dict):
+        super().__init__(cfg, info)
+        if self.size_b != self.size:
+            raise UserError(f"cyclegan needs both domains at one size; '{info['name']}' has {self.size} and {self.size_b} px")
+        if cfg.pool_size < 0:
+            raise UserError(f"pool_size must be >= 0, got {cfg.pool_size}")
+        blocks = cfg.n_blocks or resnet_blocks(self.size)
+        layers = cfg.d_layers or patch_layers(self.size)
+        cx, cy = self.channels, self.channels_b
+        self.G = ResnetGenerator(cx, cy, cfg.width, blocks)  # X -> Y
+        self.F = ResnetGenerator(cy, cx, cfg.width, blocks)  # Y -> X
+        self.D_X = PatchDiscriminator(cx, cfg.width, layers, norm="instance")
+        self.D_Y = PatchDiscriminator(cy, cfg.width, layers, norm="instance")
+        self.pool_X = ImagePool(cfg.pool_size, (cx, self.size, self.size))
+        self.pool_Y = ImagePool(cfg.pool_size, (cy, self.size, self.size))
+        self.identity = cfg.lambda_id > 0 and cx == cy
+
+    def phases(self):
+        return [Phase("G", new_batch=True, frozen=("D",)), Phase("D")]
+
+    def parameter_groups(self):
+        return {"G": [self.G, self.F], "D": [self.D_X, self.D_Y]}
+
+    def step(self, phase, batch, ctx):
+        return self.g_step(batch, ctx) if phase == "G" else self.d_step(batch, ctx)
+
+    def g_step(self, batch, ctx):
+        x, y = batch["image"], batch["image_b"]
+        fake_y, fake_x = self.G(x), self.F(y)
+        adversarial = losses.g_loss(self.cfg.loss, self.D_Y(fake_y)) + losses.g_loss(self.cfg.loss, self.D_X(fake_x))
+        cycle = losses.l1(self.F(fake_y), x) + losses.l1(self.G(fake_x), y)
+        loss = adversarial + self.cfg.lambda_cyc * cycle
+        out = {"adv": adversarial.detach(), "cycle": cycle.detach()}
+        if self.identity:
+            identity = losses.l1(self.G(y), y) + losses.l1(self.F(x), x)
+            loss = loss + self.cfg.lambda_cyc * self.cfg.lambda_id * identity
+            out["identity"] = identity.detach()
+        if self.cfg.style_weight:
+            style = self.style_term(fake_y, y) + self.style_term(fake_x, x)
+            loss = loss + self.cfg.style_weight * style
+            out["style"] = style.detach()
+        ctx.cache["fakes"] = (fake_x.detach(), fake_y.detach())  # the D phase's fakes: no generator runs again
+        return {"loss": loss, **out}
+
+    def d_step(self, batch, ctx):
+        x, y = batch["image"], batch["image_b"]
+        fake_x, fake_y = ctx.cache.pop("fakes")
+        real_x, old_x = self.scores(self.D_X, x, self.pool_X.query(fake_x))
+        real_y, old_y = self.scores(self.D_Y, y, self.pool_Y.query(fake_y))
+        d_x = losses.d_loss(self.cfg.loss, real_x, old_x)  # 1/2 of the squared errors: the paper's halving
+        d_y = losses.d_loss(self.cfg.loss, real_y, old_y)
+        return {"loss": d_x + d_y, "D_X": d_x.detach(), "D_Y": d_y.detach()}
+
+    # --- using it ---------------------------------------------------------------------------------
+    def translate(self, x: Tensor, direction: str = "a2b", nets=None) -> Tensor:
+        self.check_direction(direction)
+        return self.net("G" if direction == "a2b" else "F", nets)(x)
+
+    def preview(self, batch, nets=None):
+        G, F = self.net("G", nets), self.net("F", nets)
+        x, y = batch["image"], batch["image_b"]
+        fake_y, fake_x = G(x), F(y)
+        columns = [x, fake_y, F(fake_y), y, fake_x, G(fake_x)]
+        rows = torch.stack([self.shown(c) for c in columns], dim=1)  # (n, 6, 3, H, W)
+        return rows.flatten(0, 1), 6 * 2  # x | G(x) | F(G(x)) | y | F(y) | G(F(y)), two a row
+
+    def quality(self, test, nets=None) -> Dict[str, float]:
+        """Both directions on held-out data: the cycle reconstructions' PSNR and, for digit data, whether
+        translations keep their digit (colour outputs are judged on their grey version)."""
+        from ganforge.metrics.training import digit_figures, grey_digits, psnr
+
+        G, F = self.net("G", nets), self.net("F", nets)
+        batch = _as_batch(test, self.G)
+        x, y = batch["image"], batch["image_b"]
+        fake_y, fake_x = _batched(G, x), _batched(F, y)
+        figures = {"psnr_cycle_x": psnr(_batched(F, fake_y), x), "psnr_cycle_y": psnr(_batched(G, fake_x), y)}
+        if test.paired:
+            figures.update(psnr_a2b=psnr(fake_y, y), psnr_b2a=psnr(fake_x, x))
+        if test.labels is not None and test.paired:
+            judged_y = fake_y if fake_y.shape[1] == 1 else grey_digits(fake_y)
+            judged_x = fake_x if fake_x.shape[1] == 1 else grey_digits(fake_x)
+            for tag, images in (("a2b_", judged_y), ("b2a_", judged_x)):
+                figures.update(digit_figures(images, test.labels, prefix=tag))
+        return figures
