@@ -64,7 +64,7 @@ class Trainer:
         model_cls = get_model(cfg.model)
         self._prepare_out_dir()
         torch.manual_seed(cfg.seed)
-        self.data = data if data is not None else load_dataset(cfg.data, size=cfg.size)
+        self.data = data if data is not None else load_dataset(cfg.data, size=cfg.size, needs=model_cls.needs)
         check_data(model_cls, self.data)
         self.model: GANModel = model_cls(cfg, self.data.info()).to(self.device)
         self.phases = self.model.phases()
@@ -210,11 +210,26 @@ class Trainer:
 
     def save_samples(self) -> Path:
         n = self.cfg.sample.n
+        if self.model.translates:
+            return self._save_translations(min(n, 16))
         labels = torch.arange(n, device=self.device) % self.model.n_classes if self.model.n_classes else None
         images = self.sample(n, seed=self.cfg.seed + 1, labels=labels)
         path = self.out / "samples" / f"step_{self.step:06d}.png"
         nrow = self.model.n_classes if self.model.n_classes and n % self.model.n_classes == 0 else None
         save_grid(images, path, nrow=nrow, scale=max(1, 64 // self.model.size))
+        return path
+
+    @torch.no_grad()
+    def _save_translations(self, n: int) -> Path:
+        """Image-to-image models: a grid of the same n training inputs next to their translations."""
+        path = self.out / "samples" / f"step_{self.step:06d}.png"
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            images, nrow = self.model.preview(self.sampler.fixed_batch(n), nets=self.sampling_nets())
+        finally:
+            self.model.train(was_training)
+        save_grid(images, path, nrow=nrow, scale=max(1, 64 // images.shape[-1]))
         return path
 
     def evaluate(self) -> Dict:
