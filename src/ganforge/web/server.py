@@ -92,6 +92,7 @@ def capabilities(model) -> Dict:
     """What the page may offer for a model, from its kind (`needs`) and the optional hooks it defines."""
     generative = model.needs in GENERATIVE
     has = lambda name: callable(getattr(model, name, None))  # noqa: E731
+    D = getattr(model, "D", None)
     return {
         "generate": generative,
         "classes": generative and model.needs == "labels" and model.n_classes > 0,
@@ -102,7 +103,9 @@ def capabilities(model) -> Dict:
         "translate": has("translate"),
         "directions": [str(d) for d in getattr(model, "directions", ()) or ()],
         "attributes": [str(a) for a in model.info.get("attribute_names") or ()],
-        "discriminate": generative and isinstance(getattr(model, "D", None), torch.nn.Module),
+        "discriminate": generative and isinstance(D, torch.nn.Module),
+        "judge_as_class": generative and getattr(D, "n_classes", 0) > 0,  # D takes the class (CGAN)
+        "predicts_class": generative and getattr(D, "aux_classes", 0) > 0,  # D names the class (ACGAN)
     }
 
 
@@ -177,7 +180,7 @@ class Entry:
         return {
             "index": self.index, "name": self.name, "model": g.meta["model"], "needs": self.model.needs,
             "step": g.step, "data": g.info.get("name"), "size": self.model.size, "channels": self.model.channels,
-            "classes": g.classes, "loss": g.cfg.get("loss"), "capabilities": self.caps, "report": self.run is not None,
+            "classes": g.classes if self.caps["classes"] else [], "loss": g.cfg.get("loss"), "capabilities": self.caps, "report": self.run is not None,
         }
 
 
@@ -331,7 +334,7 @@ class App:
                 raise HTTPError(400, "no image received: choose an image file to upload")
             self._check_pixels(body, query.get("name") or "the upload")
             array = read_image(body, name=query.get("name") or "the upload")  # (H, W, C) uint8
-            image = torch.from_numpy(array).permute(2, 0, 1)[None]
+            image = torch.tensor(array).permute(2, 0, 1)[None]
         image = match_channels(image, entry.model.channels)
         return resize_center_crop(image, entry.model.size).contiguous()
 

@@ -105,7 +105,7 @@ function selectModel(index) {
   $("panel-report").hidden = !m.report;
   show(".needs-classes", caps.classes);
   show(".needs-truncation", caps.truncation);
-  show(".needs-conditional-d", caps.classes);
+  show(".needs-conditional-d", caps.judge_as_class);
   for (const id of ["generate-class", "interp-class", "mix-class"]) fillClasses($(id), m.classes, "every class");
   fillClasses($("disc-class"), m.classes, "the class D likes best");
   $("disc-result").replaceChildren();
@@ -127,8 +127,10 @@ const generate = latestOnly(async () => {
   const label = classValue("generate-class");
   if (label !== "") payload.label = Number(label);
   if (state.current.capabilities.truncation) payload.truncation = Number($("generate-truncation").value);
+  const model = state.current;
   try {
     const r = await postJSON(`${base()}/generate`, payload);
+    if (model !== state.current) return;  // the user moved on to another model meanwhile
     $("generate-image").src = r.image;
     $("generate-caption").textContent = `${r.n} samples from seed ${payload.seed} in ${r.ms} ms`;
     message(panel, "");
@@ -143,8 +145,11 @@ const interpolate = latestOnly(async () => {
   const label = classValue("interp-class");
   if (label !== "") payload.label = Number(label);
   if (state.current.capabilities.truncation) payload.truncation = Number($("generate-truncation").value);
+  const model = state.current;
   try {
-    $("interp-image").src = (await postJSON(`${base()}/interpolate`, payload)).image;
+    const r = await postJSON(`${base()}/interpolate`, payload);
+    if (model !== state.current) return;
+    $("interp-image").src = r.image;
     message(panel, "");
   } catch (e) { message(panel, e.message); }
 });
@@ -155,8 +160,11 @@ const mix = latestOnly(async () => {
   const payload = { seed_a: seedValue("mix-seed-a"), seed_b: seedValue("mix-seed-b"), levels };
   const label = classValue("mix-class");
   if (label !== "") payload.label = Number(label);
+  const model = state.current;
   try {
-    $("mix-image").src = (await postJSON(`${base()}/mix`, payload)).image;
+    const r = await postJSON(`${base()}/mix`, payload);
+    if (model !== state.current) return;
+    $("mix-image").src = r.image;
     message(panel, "");
   } catch (e) { message(panel, e.message); }
 });
@@ -232,7 +240,7 @@ async function discriminate(source) {
   discSource = source || discSource;
   if (!discSource) return;
   const params = {};
-  if (state.current.capabilities.classes && $("disc-class").value !== "") params.label = $("disc-class").value;
+  if (state.current.capabilities.judge_as_class && $("disc-class").value !== "") params.label = $("disc-class").value;
   try {
     const r = await sendImage("discriminate", discSource, params);
     $("disc-input").src = r.input;
@@ -252,7 +260,8 @@ function showVerdict(r) {
   rows.push(el("p", { text: `${detail}generated samples average ${r.fake_mean.toFixed(3)}` }));
   if (r.per_class) {
     const judged = m.classes[r.label];
-    rows.push(el("p", { text: `${m.capabilities.classes && $("disc-class").value === "" ? "best as" : "as"} class ${judged}` }));
+    const how = m.capabilities.predicts_class ? "D's guess: class" : $("disc-class").value === "" ? "most real as class" : "judged as class";
+    rows.push(el("p", { text: `${how} ${judged}` }));
     const lo = Math.min(...r.per_class), hi = Math.max(...r.per_class);
     const bars = el("div", { class: "bars" });
     r.per_class.forEach((v, i) => {

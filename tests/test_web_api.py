@@ -1,0 +1,280 @@
+"""`ganforge serve` over real HTTP on 127.0.0.1, without a browser: routes, limits, the worker, the CLI."""
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import ganforge
+from ganforge import cli
+from ganforge.web.server import HTTPError, Worker, capabilities, host_warning, slerp
+from support_web import call, decode, digit, grid_of, png_file, request, serving, trained_runs, zscale_truncation
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return trained_runs(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def site(runs):
+    # The CGAN is given as its checkpoint file: the page still finds the run folder around it.
+    with serving([runs["dcgan"], runs["cgan"] / "checkpoints" / "step_000030.json"]) as served:
+        yield served
+
+
+def test_models_listed_with_their_capabilities(site):
+    url, _ = site
+    status, body = call(f"{url}/api/models")
+    assert status == 200
+    dcgan, cgan = body["models"]
+    assert (dcgan["name"], dcgan["model"], dcgan["step"], dcgan["classes"]) == ("dcgan", "dcgan", 30, [])
+    assert cgan["classes"] == [str(d) for d in range(10)] and cgan["report"] is True
+    caps = dcgan["capabilities"]
+    assert caps["generate"] and caps["interpolate"] and caps["discriminate"] and not caps["classes"]
+    assert not (caps["truncation"] or caps["mix"] or caps["translate"] or caps["image_to_image"])
+    assert not (caps["judge_as_class"] or caps["predicts_class"])
+    assert cgan["capabilities"]["classes"] and cgan["capabilities"]["judge_as_class"]
+    assert body["limits"]["upload_bytes"] == 10 * 2**20
+
+
+def test_generated_grid_is_what_the_sample_api_draws(site, runs):
+    url, _ = site
+    g, c = ganforge.load(runs["dcgan"]), ganforge.load(runs["cgan"])
+    status, r = call(f"{url}/api/models/0/generate", {"seed": 5, "rows": 4})
+    assert status == 200 and (r["n"], r["nrow"]) == (16, 4)
+    assert np.array_equal(decode(r["image"]), grid_of(g.sample(16, seed=5), 4))
+    assert call(f"{url}/api/models/0/generate", {"seed": 5})[1]["image"] == r["image"]
+    assert call(f"{url}/api/models/0/generate", {"seed": 6})[1]["image"] != r["image"]
+    # One class for the whole grid, or (no class) one column per class: as `ganforge sample --label`.
+    _, r = call(f"{url}/api/models/1/generate", {"seed": 2, "rows": 4, "label": 3})
+    assert np.array_equal(decode(r["image"]), grid_of(c.sample(16, labels=[3], seed=2), 4))
+    _, r = call(f"{url}/api/models/1/generate", {"seed": 2, "rows": 2})
+    assert (r["n"], r["nrow"]) == (20, 10)
+    assert np.array_equal(decode(r["image"]), grid_of(c.sample(20, seed=2), 10))
+
+
+def test_interpolation_runs_from_seed_a_to_seed_b_with_the_class_fixed(site, runs):
+    url, _ = site
+    model = ganforge.load(runs["cgan"]).model
+
+    def row(seed, label):
+        z = model.latent(8, torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            return grid_of(model.G(z, torch.full((8,), label)), 8)
+
+    ends = [decode(call(f"{url}/api/models/1/interpolate", {"seed_a": 4, "seed_b": 9, "t": t, "label": 7})[1]["image"]) for t in (0, 1)]
+    assert np.array_equal(ends[0], row(4, 7)) and np.array_equal(ends[1], row(9, 7))
+    middle = decode(call(f"{url}/api/models/1/interpolate", {"seed_a": 4, "seed_b": 9, "t": 0.5, "label": 7})[1]["image"])
+    assert not np.array_equal(middle, ends[0]) and not np.array_equal(middle, ends[1])
+
+
+def test_slerp_keeps_the_norm_where_a_straight_line_would_shrink_it():
+    a, b = torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 3.0]])
+    assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b)
+    assert torch.allclose(slerp(a, b, 0.5).norm(), torch.tensor(3.0))  # a straight line gives 3 / sqrt(2)
+    same = slerp(a, a.clone(), 0.3)  # no unique great circle: falls back to the line, no NaN
+    assert torch.allclose(same, a)
+
+
+def test_bad_requests_get_a_clear_message_and_the_server_goes_on(site):
+    url, _ = site
+    cases = [
+        ("/api/models/0/generate", {"seed": -1}, 400, "seed must be between"),
+        ("/api/models/0/generate", {"seed": "abc"}, 400, "seed must be a whole number"),
+        ("/api/models/0/generate", {"rows": 50}, 400, "rows must be between"),
+        ("/api/models/0/generate", {"label": 3}, 400, "not class-conditional"),
+        ("/api/models/1/generate", {"label": 12}, 400, "out of range"),
+        ("/api/models/0/interpolate", {"t": 2}, 400, "t must be between"),
+        ("/api/models/0/generate", {"truncation": 0.5}, 400, "no truncation"),
+        ("/api/models/0/mix", {}, 400, "style mixing is not available"),
+        ("/api/models/0/translate", None, 400, "translation is not available"),
+        ("/api/models/7/generate", {}, 404, "models 0..1"),
+    ]
+    for path, payload, status, words in cases:
+        got, body = call(url + path, payload=payload, body=b"" if payload is None else None)
+        assert got == status and words in body["error"], (path, payload, body)
+    assert call(f"{url}/api/models/0/generate", body=b"{not json")[1]["error"] == "the request body is not JSON"
+    assert request(f"{url}/api/models/0/generate")[0] == 405  # a GET
+    for path in ("/static/../server.py", "/static/index.html/../../server.py", "/api/models/0/samples/../../config.yaml", "/etc/passwd"):
+        assert request(url + path)[0] == 404, path
+    assert call(f"{url}/api/models/0/generate", {"seed": 1})[0] == 200
+
+
+def test_uploads_are_decoded_safely_and_limited(site, tmp_path):
+    url, _ = site
+    endpoint = f"{url}/api/models/0/discriminate"
+    real = png_file(tmp_path / "digit.png", digit(3)).read_bytes()
+    status, r = call(endpoint + "?name=digit.png", body=real)
+    assert status == 200 and np.array_equal(decode(r["input"]), digit(3))
+    # A colour picture twice the size arrives as the model sees it: 28 x 28 grey.
+    big = np.repeat(np.repeat(np.stack([digit(5)] * 3, axis=-1), 2, axis=0), 2, axis=1)
+    status, r = call(endpoint + "?name=big.png", body=png_file(tmp_path / "big.png", big).read_bytes())
+    assert status == 200 and decode(r["input"]).shape == (28, 28)
+    bad = [
+        (real[: len(real) // 2], "corrupt or truncated PNG"),
+        (b"this is a text file, not a picture", "not an image in any known format"),
+        (b"", "no image received"),
+        (png_file(tmp_path / "huge.png", np.zeros((6000, 6000), np.uint8)).read_bytes(), "over this page's limit"),
+    ]
+    for body, words in bad:
+        status, r = call(endpoint + "?name=upload.png", body=body)
+        assert status == 400 and words in r["error"], r
+    assert call(endpoint + "?name=digit.png", body=real)[0] == 200  # still serving
+
+
+def test_an_upload_over_the_byte_limit_is_refused_before_decoding(runs):
+    with serving([runs["dcgan"]], max_upload_bytes=50_000) as (url, _):
+        status, r = call(f"{url}/api/models/0/discriminate?name=x.png", body=b"\x89PNG" + bytes(80_000))
+        assert status == 413 and "the limit is" in r["error"]
+        assert call(f"{url}/api/models/0/generate", {"seed": 0})[0] == 200
+
+
+def test_the_discriminator_judges_real_digits_and_each_class(site):
+    url, _ = site
+    status, r = call(f"{url}/api/models/0/discriminate?example=2", body=b"")
+    assert status == 200 and r["p_real"] == pytest.approx(1 / (1 + np.exp(-r["score"])), abs=1e-3)
+    assert "per_class" not in r
+    _, best = call(f"{url}/api/models/1/discriminate?example=4", body=b"")  # CGAN's D takes the class too
+    assert len(best["per_class"]) == 10 and best["label"] == int(np.argmax(best["per_class"]))
+    _, as_seven = call(f"{url}/api/models/1/discriminate?example=4&label=7", body=b"")
+    assert as_seven["label"] == 7 and as_seven["score"] == pytest.approx(best["per_class"][7], abs=1e-3)
+    assert call(f"{url}/api/models/1/discriminate?example=10", body=b"")[0] == 400  # 10 examples: 0..9
+    _, examples = call(f"{url}/api/models/0/examples")
+    assert len(examples["images"]) == 10 and decode(examples["images"][4]).shape == (28, 28)
+
+
+def test_report_of_a_run(site, runs):
+    url, _ = site
+    status, r = call(f"{url}/api/models/0/report")
+    assert status == 200
+    assert sorted(r["losses"]) == ["D/loss", "G/loss"]
+    assert [p[0] for p in r["losses"]["G/loss"]] == [5, 10, 15, 20, 25, 30]
+    assert r["samples"] == [10, 20, 30] and r["latest"]["train"]["step"] == 30
+    status, _, png = request(f"{url}/api/models/0/samples/20.png")
+    assert status == 200 and png == (runs["dcgan"] / "samples" / "step_000020.png").read_bytes()
+    assert request(f"{url}/api/models/0/samples/25.png")[0] == 404
+
+
+def test_a_lone_checkpoint_has_no_report(runs, tmp_path):
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(runs["dcgan"] / "checkpoints" / f"step_000030{suffix}", tmp_path / f"step_000030{suffix}")
+    with serving([tmp_path / "step_000030.json"]) as (url, _):
+        model = call(f"{url}/api/models")[1]["models"][0]
+        assert model["report"] is False and model["name"] == "step_000030"
+        assert call(f"{url}/api/models/0/report")[0] == 404
+
+
+def test_optional_hooks_light_up_their_routes(runs):
+    """Truncation, style mixing and translation, through the hooks a family defines."""
+    def prepare(app):
+        model = app.entries[0].model
+        model.truncate = zscale_truncation(model)
+        model.mix = lambda z_a, z_b, levels, labels=None: model.G(z_b if levels else z_a, labels)
+        model.translate = lambda x, direction=None, attributes=None: x.flip(-1)  # a mirror
+        model.directions = ("mirror",)
+        app.entries[0].caps = capabilities(model)
+
+    with serving([runs["dcgan"]], prepare=prepare) as (url, app):
+        caps = call(f"{url}/api/models")[1]["models"][0]["capabilities"]
+        assert caps["truncation"] and caps["mix"] and caps["translate"] and caps["directions"] == ["mirror"]
+        plain = call(f"{url}/api/models/0/generate", {"seed": 3})[1]["image"]
+        assert call(f"{url}/api/models/0/generate", {"seed": 3, "truncation": 1.0})[1]["image"] == plain
+        flat = decode(call(f"{url}/api/models/0/generate", {"seed": 3, "truncation": 0.0})[1]["image"])
+        tiles = [flat[2 + 30 * r: 30 + 30 * r, 2 + 30 * c: 30 + 30 * c] for r in range(4) for c in range(4)]
+        assert all(np.array_equal(t, tiles[0]) for t in tiles)  # psi = 0: every sample is the centre
+        rows = decode(call(f"{url}/api/models/0/mix", {"seed_a": 1, "seed_b": 2, "levels": ["coarse"]})[1]["image"])
+        assert np.array_equal(rows[32:60], rows[62:90]) and not np.array_equal(rows[2:30], rows[62:90])
+        status, r = call(f"{url}/api/models/0/translate?example=1&direction=mirror", body=b"")
+        assert status == 200 and np.array_equal(decode(r["output"]), decode(r["input"])[:, ::-1])
+        assert "direction must be one of mirror" in call(f"{url}/api/models/0/translate?example=1&direction=up", body=b"")[1]["error"]
+        assert "unknown attribute" in call(f"{url}/api/models/0/translate?example=1&direction=mirror&attributes=smile", body=b"")[1]["error"]
+
+
+def test_model_runs_never_overlap(site):
+    """Eight clients at once: the generator is only ever running on one thread at a time."""
+    url, app = site
+    G = app.entries[0].model.G
+    active, most, lock = [0], [0], threading.Lock()
+
+    def enter(module, args):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.01)
+
+    def leave(module, args, out):
+        with lock:
+            active[0] -= 1
+
+    hooks = [G.register_forward_pre_hook(enter), G.register_forward_hook(leave)]
+    try:
+        statuses = []
+        clients = [threading.Thread(target=lambda s=s: statuses.append(call(f"{url}/api/models/0/generate", {"seed": s})[0]))
+                   for s in range(8)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+    finally:
+        for h in hooks:
+            h.remove()
+    assert statuses == [200] * 8 and most[0] == 1
+
+
+def test_a_full_queue_answers_busy():
+    worker, gate = Worker(max_pending=1), threading.Event()
+    blocked = threading.Thread(target=worker.call, args=(gate.wait,))
+    blocked.start()
+    while worker.pending == 0:
+        time.sleep(0.005)
+    with pytest.raises(HTTPError) as busy:
+        worker.call(lambda: None)
+    gate.set()
+    blocked.join()
+    assert busy.value.status == 503 and worker.call(lambda: 41 + 1) == 42
+    worker.shutdown()
+
+
+def test_only_local_names_are_answered_and_pages_carry_a_strict_policy(site):
+    url, _ = site
+    port = url.rsplit(":", 1)[1]
+    assert request(f"{url}/api/models", headers={"Host": f"attacker.example:{port}"})[0] == 403
+    assert request(f"{url}/api/models", headers={"Host": f"localhost:{port}"})[0] == 200
+    status, headers, page = request(f"{url}/")
+    assert status == 200 and b"/static/app.js" in page
+    assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Content-Type-Options"] == "nosniff"
+    for name in ("app.js", "style.css"):
+        assert request(f"{url}/static/{name}")[0] == 200
+
+
+def test_host_warning_only_off_this_machine():
+    assert host_warning("127.0.0.1") is None and host_warning("localhost") is None and host_warning("::1") is None
+    assert "reachable from other machines" in host_warning("0.0.0.0")
+
+
+def test_serve_command_starts_answers_and_stops(runs):
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "serve", str(runs["dcgan"]), "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert lines[0].strip() == "[0] dcgan: dcgan at step 30"
+        assert lines[1].startswith("serving 1 model(s) on http://127.0.0.1:")
+        url = lines[1].split()[4].rstrip("/")
+        assert call(f"{url}/api/models/0/generate", {"seed": 0})[0] == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "warning" not in err and "Traceback" not in err
+
+
+def test_serve_refuses_a_missing_checkpoint_in_one_line(tmp_path, capsys):
+    assert cli.main(["serve", str(tmp_path / "no-such-run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no run or checkpoint" in err
