@@ -48,6 +48,7 @@ class Inpaint(Pix2Pix):
     paper = "Isola et al. 2017 (pix2pix) on masked inputs, as in Pathak et al. 2016, Context Encoders"
     summary = "pix2pix filling random rectangular holes; the mask is an extra input channel"
     needs = "images"
+    takes_mask = True
     defaults = {
         **Pix2Pix.defaults,
         "data": "mnist5k",

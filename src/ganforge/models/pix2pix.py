@@ -30,6 +30,7 @@ class ImageToImageModel(GANModel):
     translates = True
     directions: Tuple[str, ...] = ("a2b",)  # what `ganforge translate --direction` may ask of this family
     scale = 1  # output size / input size (super-resolution: 2 or 4)
+    takes_mask = False  # inpainting: translation needs a mask of the pixels to fill in
 
     def __init__(self, cfg, info: Dict):
         super().__init__(cfg, info)

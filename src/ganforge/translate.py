@@ -1,0 +1,194 @@
+"""`ganforge translate`: run a trained image-to-image model (pix2pix, cyclegan, srgan, inpaint) on image files.
+
+    ganforge translate RUN_OR_CKPT INPUT... --out DIR [--direction a2b|b2a] [--size S] [--full-res] [--mask M]
+
+Inputs may have any size and aspect ratio: the generators are fully convolutional and pad to their own
+multiple, then crop back. Each output keeps its input's file name (and format). Three resolutions:
+
+- default: the generator runs at the input's full resolution;
+- ``--size S``: the input is scaled to S pixels on its long side and the output stays at that size;
+- ``--full-res``: the generator runs at its training resolution (or at ``--size``), and joint bilateral
+  upsampling guided by the input (Kopf et al. 2007) brings the result back to the input's resolution:
+  the output's edges follow the input's, at a fraction of the cost of running the generator at full size.
+
+Python: ``translate_files(run, inputs, out, ...)`` and ``translate_image(generator, image, ...)``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ganforge.errors import UserError
+from ganforge.imaging.io import IMAGE_SUFFIXES, read_image
+
+# The most pixels a generator runs at in one pass (2048 x 2048): about 1 KB of activations per pixel at
+# width 64, so 4 GB. Larger inputs go through --full-res or --size.
+MAX_RUN_PIXELS = 2048 * 2048
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run", help="a run folder or checkpoint of pix2pix, cyclegan, srgan or inpaint")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, or folders of them")
+    parser.add_argument("--out", required=True, help="folder for the outputs, named as their inputs")
+    parser.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="cyclegan: A -> B (G) or B -> A (F)")
+    parser.add_argument("--size", type=int, help="run the generator at S pixels on the long side")
+    parser.add_argument("--full-res", action="store_true",
+                        help="run the generator at its training size (or --size) and upsample the result to the "
+                             "input's resolution with joint bilateral upsampling guided by the input")
+    parser.add_argument("--mask", help="inpaint: a mask image of the input's size (white = fill in), or 'center'")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+
+
+def run(args) -> int:
+    written = translate_files(args.run, args.inputs, args.out, direction=args.direction, size=args.size,
+                              full_res=args.full_res, mask=args.mask, device=args.device)
+    print(f"translated {len(written)} image{'s' if len(written) != 1 else ''} -> {args.out}")
+    return 0
+
+
+def translate_files(run: Union[str, os.PathLike], inputs: Sequence[Union[str, os.PathLike]], out: Union[str, os.PathLike], *,
+                    direction: str = "a2b", size: Optional[int] = None, full_res: bool = False, mask: Optional[str] = None,
+                    device: str = "cpu") -> List[Path]:
+    """Translate image files into `out`, each under its own name; returns the paths written."""
+    from ganforge import api
+
+    if size is not None and size < 1:
+        raise UserError(f"--size must be a positive number of pixels, got {size}")
+    generator = api.load(run, device=device)
+    model = generator.model
+    if not model.translates:
+        raise UserError(f"{run} holds a {model.name} model, which samples from noise: use `ganforge sample`")
+    model.check_direction(direction)
+    if mask is not None and not model.takes_mask:
+        raise UserError(f"--mask is for inpaint models; {run} holds a {model.name} model")
+    if model.takes_mask and mask is None:
+        raise UserError("inpaint needs --mask: a mask image (white = fill in) or 'center'")
+    jobs = _jobs(inputs, Path(out))
+    written = []
+    for source, target in jobs:
+        image = read_image(source)
+        hole = None if mask is None else _read_mask(mask, source, image.shape[:2])
+        result = translate_image(generator, image, direction=direction, size=size, full_res=full_res, mask=hole, name=str(source))
+        written.append(_save(result, target))
+    return written
+
+
+def _jobs(inputs: Sequence, out: Path) -> List[tuple]:
+    """(input file, output file) for every input; a folder contributes its images with their relative paths."""
+    jobs, seen = [], {}
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not files:
+                raise UserError(f"{path} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            jobs += [(f, out / f.relative_to(path)) for f in files]
+        elif path.exists():
+            jobs.append((path, out / path.name))
+        else:
+            raise UserError(f"no such input file or folder: {path}")
+    for source, target in jobs:
+        key = target.resolve()
+        if key == source.resolve():
+            raise UserError(f"--out {out} would overwrite the input {source}: choose another output folder")
+        if key in seen:
+            raise UserError(f"two inputs would both be written to {target} ({seen[key]} and {source}): translate them separately")
+        seen[key] = source
+    return jobs
+
+
+def _read_mask(mask: str, source: Path, shape) -> np.ndarray:
+    """bool (H, W): True where the image is to be filled in."""
+    h, w = shape
+    if mask == "center":  # a centred rectangle of half the image's sides
+        hole = np.zeros((h, w), dtype=bool)
+        hole[h // 4 : h // 4 + max(1, h // 2), w // 4 : w // 4 + max(1, w // 2)] = True
+        return hole
+    array = read_image(mask)
+    if array.shape[:2] != (h, w):
+        raise UserError(f"--mask {mask} is {array.shape[1]} x {array.shape[0]} px but {source} is {w} x {h}: they must match")
+    return array.mean(axis=2) > 127
+
+
+@torch.no_grad()
+def translate_image(generator, image: np.ndarray, *, direction: str = "a2b", size: Optional[int] = None, full_res: bool = False,
+                    mask: Optional[np.ndarray] = None, name: str = "the input") -> np.ndarray:
+    """One image uint8 (H, W, C) through a loaded model (``ganforge.load``) -> uint8 (H', W', C')."""
+    model = generator.model
+    wanted = model.input_channels(direction)
+    channels = image.shape[2]
+    if channels == 1 and wanted == 3:
+        raise UserError(f"{name} is a grey image but this {model.name} model translates colour images ({direction}): "
+                        "give it an RGB image")
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].to(generator.device)
+    x = x.float().div_(127.5).sub_(1.0)  # (1, C, H, W) in [-1, 1]
+    if channels == 3 and wanted == 1:  # a colour input to a grey model: its luma is all the model can use
+        from ganforge.imaging.transforms import match_channels
+
+        x = match_channels(x, 1)
+    h, w = x.shape[-2:]
+    hole = None if mask is None else torch.from_numpy(mask)[None, None].to(generator.device)
+    if full_res and model.scale != 1:
+        raise UserError("--full-res is for translation; super-resolution already outputs its scale times the input")
+    run_side = size or (model.size if full_res else None)
+    small = x if run_side is None or run_side >= max(h, w) else _resize_long_side(x, run_side)
+    run_pixels = small.shape[-2] * small.shape[-1] * model.scale ** 2
+    if run_pixels > MAX_RUN_PIXELS:
+        raise UserError(f"{name} is {w} x {h} px: running the generator at {run_pixels / 1e6:.1f} MP is over the limit of "
+                        f"{MAX_RUN_PIXELS / 1e6:.1f} MP; use --full-res or --size")
+    source = small
+    if hole is not None:
+        from ganforge.models.inpaint import masked_input
+
+        small_hole = hole if small.shape[-2:] == (h, w) else F.interpolate(hole.float(), size=small.shape[-2:], mode="nearest") > 0.5
+        source = masked_input(small, small_hole)
+    out = model.translate(source, direction)  # (1, C', h', w') in [-1, 1]
+    if full_res and out.shape[-2:] != (h, w):
+        from ganforge.imaging.bilateral import joint_bilateral_upsample
+
+        # guided by the input at both resolutions, in [0, 1] (the units of the default sigma_r)
+        out = joint_bilateral_upsample((out + 1) / 2, (x + 1) / 2, low_res_guide=(small + 1) / 2) * 2 - 1
+        if hole is not None:  # only the hole is invented; every known pixel keeps the input's full-resolution value
+            out = torch.where(hole, out, x)
+    out = (out.clamp(-1, 1) * 127.5 + 128).clamp_(0, 255).to(torch.uint8)
+    return out[0].permute(1, 2, 0).cpu().numpy()
+
+
+def _resize_long_side(x: torch.Tensor, side: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    scale = side / max(h, w)
+    target = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(x, size=target, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _save(array: np.ndarray, path: Path) -> Path:
+    """Write uint8 (H, W, C) in the format the file name says (PNG, JPEG at quality 95, ...), atomically."""
+    picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    options = {"quality": 95} if fmt == "JPEG" else {}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise UserError(f"cannot write to {path.parent}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            try:
+                picture.save(stream, format=fmt, **options)
+            except (OSError, ValueError, KeyError):  # a format that cannot hold this mode: its closest one
+                stream.seek(0)
+                stream.truncate()
+                picture.convert("RGB").save(stream, format=fmt, **options)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path
