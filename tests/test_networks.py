@@ -14,6 +14,7 @@ from ganforge.nn.mlp import MLPDiscriminator, MLPGenerator
 from conftest import small
 
 SIZES = [28, 32, 48, 64]
+CLASSIC = ["gan", "cgan", "dcgan", "lsgan", "wgan", "wgan-gp", "acgan"]  # noise-to-image families; the others test their own
 
 
 def build(name: str, size: int, channels: int = 1, classes=DIGITS, sets=()):
@@ -45,7 +46,7 @@ def test_convolutional_models_reject_size_30(name):
 
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", CLASSIC)
 def test_every_model_generates_and_scores_at_every_size(name, size, channels):
     model = build(name, size, channels)
     labels = torch.tensor([0, 3, 9, 9, 1])
