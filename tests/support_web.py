@@ -19,16 +19,22 @@ from ganforge.web.server import App, make_server
 
 # Short real runs that leave everything a report shows: losses every 5 steps, sample grids every 10.
 RUN_SETTINGS = ["eval.metrics=none", "sample.every=10", "log.every=5"]
+# The image-to-image families, narrow and brief: the page's path through them, not their quality, is tested.
+TRANSLATORS = ("cyclegan", "srgan", "inpaint")
 
 
-def trained_runs(tmp_path_factory) -> Dict[str, Path]:
-    """An unconditional DCGAN and a class-conditional CGAN, 30 steps each; trained once, shared by the files."""
+def trained_runs(tmp_path_factory, models=("dcgan", "cgan")) -> Dict[str, Path]:
+    """Real runs of `models` on their default data; each trained once per session and shared by the files:
+    DCGAN and CGAN 30 steps at full width, the image-to-image families 4 steps at width 8."""
     base = tmp_path_factory.getbasetemp() / "web-runs"
     runs = {}
-    for model in ("dcgan", "cgan"):
+    for model in models:
         out = base / model
         if not (out / "checkpoints").is_dir():
-            ganforge.train(model, steps=30, batch_size=16, out=str(out), set=RUN_SETTINGS, progress=False)
+            if model in TRANSLATORS:
+                ganforge.train(model, steps=4, batch_size=4, out=str(out), set=[*RUN_SETTINGS, "width=8"], progress=False)
+            else:
+                ganforge.train(model, steps=30, batch_size=16, out=str(out), set=RUN_SETTINGS, progress=False)
         runs[model] = out
     return runs
 

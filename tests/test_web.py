@@ -191,3 +191,31 @@ def test_truncation_slider_appears_with_the_hook(browser, runs):
             assert tab.tab.text_content("#generate-truncation-value") == "0.30"
         finally:
             tab.close()
+
+
+def test_image_to_image_panel(browser, tmp_path_factory, tmp_path):
+    runs = trained_runs(tmp_path_factory, ("cyclegan",))
+    with serving([runs["cyclegan"]]) as (url, _):
+        tab = Page(browser, url + "/")
+        try:
+            tab.wait(lambda: tab.visible("#panel-translate"), "the image-to-image panel")
+            assert not tab.visible("#panel-generate") and not tab.visible("#panel-discriminate")
+            assert tab.visible("#translate-direction") and tab.visible("#translate-full")
+            big = png_file(tmp_path / "big.png", np.repeat(np.repeat(digit(2), 2, axis=0), 2, axis=1))
+            tab.tab.set_input_files("#translate-file", str(big))
+            small = tab.wait_image("#translate-output")
+            assert tab.src("#translate-input") and "28×28 px" in tab.tab.text_content("#translate-caption")
+            tab.tab.check("#translate-full")  # the same input again, brought back to its 56 x 56
+            tab.wait_image("#translate-output", other_than=small)
+            tab.wait(lambda: "56×56 px" in tab.tab.text_content("#translate-caption"), "a full-resolution output")
+
+            tab.tab.select_option("#translate-direction", "b2a")  # colour digits -> grey: new examples, no stale output
+            assert tab.src("#translate-output") is None
+            tab.wait(lambda: tab.tab.locator("#translate-examples img").count() == 10, "colour examples")
+            tab.tab.click("#translate-examples img[data-example='5']")
+            tab.wait_image("#translate-output")
+            tab.tab.set_input_files("#translate-file", str(big))  # a grey input for the colour side
+            message = "#panel-translate .message"
+            tab.wait(lambda: tab.visible(message) and "RGB image" in tab.tab.text_content(message), "the grey-input message")
+        finally:
+            tab.close()

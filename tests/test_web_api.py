@@ -12,7 +12,7 @@ import torch
 import ganforge
 from ganforge import cli
 from ganforge.web.server import HTTPError, Worker, capabilities, host_warning, slerp
-from support_web import call, decode, digit, grid_of, png_file, request, serving, trained_runs, zscale_truncation
+from support_web import TRANSLATORS, call, decode, digit, grid_of, png_file, request, serving, trained_runs, zscale_truncation
 
 
 @pytest.fixture(scope="module")
@@ -169,19 +169,17 @@ def test_a_lone_checkpoint_has_no_report(runs, tmp_path):
         assert call(f"{url}/api/models/0/report")[0] == 404
 
 
-def test_optional_hooks_light_up_their_routes(runs):
-    """Truncation, style mixing and translation, through the hooks a family defines."""
+def test_truncation_and_style_mixing_hooks_light_up_their_routes(runs):
+    """What a family offers through `truncate` and `mix` (StyleGAN's) reaches the page."""
     def prepare(app):
         model = app.entries[0].model
         model.truncate = zscale_truncation(model)
         model.mix = lambda z_a, z_b, levels, labels=None: model.G(z_b if levels else z_a, labels)
-        model.translate = lambda x, direction=None, attributes=None: x.flip(-1)  # a mirror
-        model.directions = ("mirror",)
         app.entries[0].caps = capabilities(model)
 
     with serving([runs["dcgan"]], prepare=prepare) as (url, app):
         caps = call(f"{url}/api/models")[1]["models"][0]["capabilities"]
-        assert caps["truncation"] and caps["mix"] and caps["translate"] and caps["directions"] == ["mirror"]
+        assert caps["truncation"] and caps["mix"] and not caps["translate"]
         plain = call(f"{url}/api/models/0/generate", {"seed": 3})[1]["image"]
         assert call(f"{url}/api/models/0/generate", {"seed": 3, "truncation": 1.0})[1]["image"] == plain
         flat = decode(call(f"{url}/api/models/0/generate", {"seed": 3, "truncation": 0.0})[1]["image"])
@@ -189,10 +187,47 @@ def test_optional_hooks_light_up_their_routes(runs):
         assert all(np.array_equal(t, tiles[0]) for t in tiles)  # psi = 0: every sample is the centre
         rows = decode(call(f"{url}/api/models/0/mix", {"seed_a": 1, "seed_b": 2, "levels": ["coarse"]})[1]["image"])
         assert np.array_equal(rows[32:60], rows[62:90]) and not np.array_equal(rows[2:30], rows[62:90])
-        status, r = call(f"{url}/api/models/0/translate?example=1&direction=mirror", body=b"")
-        assert status == 200 and np.array_equal(decode(r["output"]), decode(r["input"])[:, ::-1])
-        assert "direction must be one of mirror" in call(f"{url}/api/models/0/translate?example=1&direction=up", body=b"")[1]["error"]
-        assert "unknown attribute" in call(f"{url}/api/models/0/translate?example=1&direction=mirror&attributes=smile", body=b"")[1]["error"]
+        assert call(f"{url}/api/models/0/mix", {"levels": ["tiny"]})[0] == 400
+
+
+@pytest.fixture(scope="module")
+def translators(tmp_path_factory):
+    runs = trained_runs(tmp_path_factory, TRANSLATORS)
+    with serving([runs[m] for m in TRANSLATORS]) as served:
+        yield served
+
+
+def test_image_to_image_models_translate_uploads_and_examples(translators, tmp_path):
+    url, _ = translators
+    models = call(f"{url}/api/models")[1]["models"]
+    cyclegan, srgan, inpaint = (m["capabilities"] for m in models)
+    assert cyclegan["translate"] and cyclegan["directions"] == ["a2b", "b2a"] and cyclegan["full_res"]
+    assert not (cyclegan["generate"] or cyclegan["discriminate"] or cyclegan["interpolate"])
+    assert srgan["scale"] == 4 and not srgan["full_res"] and inpaint["mask"]
+    assert models[0]["report"] and not models[0]["classes"]
+
+    grey = png_file(tmp_path / "grey.png", digit(2)).read_bytes()
+    status, r = call(f"{url}/api/models/0/translate?name=grey.png&direction=a2b", body=grey)  # grey -> colour digits
+    assert status == 200 and decode(r["output"]).shape == (28, 28, 3) and np.array_equal(decode(r["input"]), digit(2))
+    status, r = call(f"{url}/api/models/0/translate?name=grey.png&direction=b2a", body=grey)
+    assert status == 400 and "give it an RGB image" in r["error"]
+    colour = call(f"{url}/api/models/0/examples?direction=b2a")[1]["images"]
+    assert len(colour) == 10 and decode(colour[0]).shape == (28, 28, 3)
+    status, r = call(f"{url}/api/models/0/translate?direction=b2a&example=0", body=b"")
+    assert status == 200 and decode(r["output"]).shape == (28, 28) and r["input"] == colour[0]
+    # Full resolution: run at the training size, upsampled back to the input's 56 x 56 guided by it.
+    big = png_file(tmp_path / "big.png", np.repeat(np.repeat(digit(2), 2, axis=0), 2, axis=1)).read_bytes()
+    assert call(f"{url}/api/models/0/translate?name=big.png", body=big)[1]["size"] == [28, 28]
+    assert call(f"{url}/api/models/0/translate?name=big.png&full_res=1", body=big)[1]["size"] == [56, 56]
+    assert "direction must be a2b or b2a" in call(f"{url}/api/models/0/translate?direction=up&example=0", body=b"")[1]["error"]
+
+    status, r = call(f"{url}/api/models/1/translate?name=grey.png", body=grey)  # SRGAN: 28 -> 7 -> 4 x 7
+    assert status == 200 and r["size"] == [28, 28]
+    assert "no full-resolution mode" in call(f"{url}/api/models/1/translate?full_res=1", body=grey)[1]["error"]
+    status, r = call(f"{url}/api/models/2/translate?example=3", body=b"")  # inpainting fills the centre
+    shown = decode(r["input"])
+    assert status == 200 and (shown[7:21, 7:21] == 128).all() and decode(r["output"]).shape == (28, 28)
+    assert call(f"{url}/api/models/2/translate?name=x.png", body=b"GIF89a broken")[1]["error"].startswith("cannot read image x.png")
 
 
 def test_model_runs_never_overlap(site):

@@ -11,22 +11,22 @@ given there can be loaded. Routes (I = a model's index):
     POST /api/models/I/generate                JSON {seed, label, rows, truncation} -> a sample grid
     POST /api/models/I/interpolate             JSON {seed_a, seed_b, t, label, truncation} -> a row of slerps
     POST /api/models/I/mix                     JSON {seed_a, seed_b, levels, label} -> A, B and mixed rows
-    POST /api/models/I/translate?direction=D&attributes=a,b&example=K    body: the image file
-    POST /api/models/I/discriminate?label=L&example=K                    body: the image file
-    GET  /api/models/I/examples                example inputs from the model's own (embedded) data
+    POST /api/models/I/translate?direction=D&full_res=1&example=K     body: the image file
+    POST /api/models/I/discriminate?label=L&example=K                 body: the image file
+    GET  /api/models/I/examples?direction=D    example inputs from the model's own (embedded) held-out data
     GET  /api/models/I/report                  loss and quality series, latest metrics, sample steps
     GET  /api/models/I/samples/STEP.png        a sample grid the run saved at STEP
 
 Every model run goes through one worker thread (torch already uses the cores within a run), so requests
 queue instead of running in parallel; uploads are limited in bytes and pixels and decoded by read_image.
 
-What a model family can offer beyond `latent()` and `G(z, labels)` (all optional; the page shows a
-control only when the model has it, see `capabilities`):
+Image-to-image families (`translates = True`: pix2pix, CycleGAN, SRGAN, inpainting) run through
+`ganforge.translate.translate_image`, as `ganforge translate` does; their `directions`, `scale` and
+`takes_mask` shape the panel. What a noise-to-image family can offer beyond `latent()` and `G(z, labels)`
+(optional; the page shows a control only when the model has it, see `capabilities`):
 
     truncate(z, psi, labels=None) -> images      generation with the truncation trick, psi in [0, 1]
     mix(z_a, z_b, levels, labels=None) -> images styles at `levels` (coarse, middle, fine) taken from z_b
-    translate(x, direction=None, attributes=None) -> images    image-to-image; x (N, C, H, W) in [-1, 1]
-    directions = ("A->B", "B->A")                the directions `translate` accepts
 """
 from __future__ import annotations
 
@@ -68,6 +68,8 @@ MAX_PENDING = 32  # queued model runs beyond which the server answers "busy"
 MAX_SEED = 2**31 - 1
 GENERATIVE = ("images", "labels")
 IMAGE_TO_IMAGE = ("paired", "unpaired", "attributes")
+MAX_FULL_RES_PIXELS = 2048 * 2048  # full-resolution translation upsamples to the input's size: this far
+DISPLAY_SIDE = 768  # inputs are shown (not processed) at most this large
 LEVELS = ("coarse", "middle", "fine")
 INTERPOLATION_PAIRS = 8
 MIX_PAIRS = 6
@@ -90,19 +92,23 @@ class HTTPError(Exception):
 
 def capabilities(model) -> Dict:
     """What the page may offer for a model, from its kind (`needs`) and the optional hooks it defines."""
-    generative = model.needs in GENERATIVE
+    translates = bool(getattr(model, "translates", False))
+    generative = model.needs in GENERATIVE and not translates
     has = lambda name: callable(getattr(model, name, None))  # noqa: E731
     D = getattr(model, "D", None)
+    scale = int(getattr(model, "scale", 1))
     return {
         "generate": generative,
         "classes": generative and model.needs == "labels" and model.n_classes > 0,
         "truncation": generative and has("truncate"),
         "interpolate": generative,
         "mix": generative and has("mix"),
-        "image_to_image": model.needs in IMAGE_TO_IMAGE,
-        "translate": has("translate"),
-        "directions": [str(d) for d in getattr(model, "directions", ()) or ()],
-        "attributes": [str(a) for a in model.info.get("attribute_names") or ()],
+        "image_to_image": translates or model.needs in IMAGE_TO_IMAGE,
+        "translate": translates,
+        "directions": [str(d) for d in getattr(model, "directions", ())] if translates else [],
+        "full_res": translates and scale == 1,  # super-resolution already outputs scale x the input
+        "scale": scale,
+        "mask": translates and bool(getattr(model, "takes_mask", False)),  # inpainting: the centre is filled in
         "discriminate": generative and isinstance(D, torch.nn.Module),
         "judge_as_class": generative and getattr(D, "n_classes", 0) > 0,  # D takes the class (CGAN)
         "predicts_class": generative and getattr(D, "aux_classes", 0) > 0,  # D names the class (ACGAN)
@@ -131,6 +137,14 @@ def png_bytes(image: torch.Tensor) -> bytes:
 
 def data_uri(image: torch.Tensor) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
+
+
+def display(image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, C) -> (C, H, W), shrunk to DISPLAY_SIDE on its long side: what the page shows of an input."""
+    picture = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+    picture.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE))
+    array = np.asarray(picture)
+    return torch.from_numpy(array.reshape(*array.shape[:2], -1).copy()).permute(2, 0, 1)
 
 
 def is_loopback(host: str) -> bool:
@@ -168,8 +182,7 @@ class Entry:
     generator: object  # ganforge.api.Generator
     run: Optional[Path]
     caps: Dict
-    examples: Optional[torch.Tensor] = field(default=None, repr=False)  # uint8 (N, C, H, W), loaded lazily
-    examples_loaded: bool = False
+    examples: Dict[str, Optional[torch.Tensor]] = field(default_factory=dict, repr=False)  # side -> uint8 (N, C, H, W)
 
     @property
     def model(self):
@@ -318,25 +331,28 @@ class App:
 
         return {"image": data_uri(make_grid(torch.cat([r.cpu() for r in rows]), nrow=n))}
 
-    def _input(self, entry: Entry, body: bytes, query: Dict[str, str]) -> torch.Tensor:
-        """The uploaded image (or example K) as the model sees it: (1, C, size, size) uint8."""
+    def _upload(self, entry: Entry, body: bytes, query: Dict[str, str], side: str = "a") -> np.ndarray:
+        """The uploaded image, or example K of the model's data (`side` a or b), as uint8 (H, W, C)."""
         from ganforge.imaging.io import read_image
-        from ganforge.imaging.transforms import match_channels, resize_center_crop
 
         if "example" in query:
-            examples = self._examples(entry)
+            examples = self._examples(entry, side)
             if examples is None:
                 raise HTTPError(400, f"{entry.name} has no example images")
             k = integer(query["example"], "example", 0, len(examples) - 1)
-            image = examples[k : k + 1]
-        else:
-            if not body:
-                raise HTTPError(400, "no image received: choose an image file to upload")
-            self._check_pixels(body, query.get("name") or "the upload")
-            array = read_image(body, name=query.get("name") or "the upload")  # (H, W, C) uint8
-            image = torch.tensor(array).permute(2, 0, 1)[None]
-        image = match_channels(image, entry.model.channels)
-        return resize_center_crop(image, entry.model.size).contiguous()
+            return examples[k].permute(1, 2, 0).numpy()
+        if not body:
+            raise HTTPError(400, "no image received: choose an image file to upload")
+        name = query.get("name") or "the upload"
+        self._check_pixels(body, name)
+        return read_image(body, name=name)
+
+    def _as_model_input(self, entry: Entry, image: np.ndarray) -> torch.Tensor:
+        """uint8 (H, W, C) -> (1, C', size, size) uint8 in the model's channels and size."""
+        from ganforge.imaging.transforms import match_channels, resize_center_crop
+
+        x = match_channels(torch.tensor(image).permute(2, 0, 1)[None], entry.model.channels)
+        return resize_center_crop(x, entry.model.size).contiguous()
 
     def _check_pixels(self, body: bytes, name: str) -> None:
         """Refuse a huge image from its header alone; read_image then decodes (and judges) the rest."""
@@ -351,26 +367,43 @@ class App:
             raise ImageError(name, f"{width} x {height} = {width * height:,} pixels is over this page's limit of "
                                    f"{self.max_upload_pixels:,}; resize it first")
 
-    @torch.no_grad()
+    def _direction(self, entry: Entry, query: Dict[str, str]) -> str:
+        directions = entry.caps["directions"]
+        direction = query.get("direction") or directions[0]
+        if direction not in directions:
+            raise HTTPError(400, f"direction must be {' or '.join(directions)}, got {direction!r}")
+        return direction
+
     def translate(self, entry: Entry, body: bytes, query: Dict[str, str]) -> Dict:
+        """An image through an image-to-image model: at the model's training size, or (full_res=1) there and
+        brought back to the input's resolution by joint bilateral upsampling, as `ganforge translate --full-res`."""
         if not entry.caps["translate"]:
             raise HTTPError(400, f"image-to-image translation is not available for {entry.name}")
-        from ganforge.data.base import to_float
+        from ganforge.translate import translate_image
 
-        image = self._input(entry, body, query)
-        direction = query.get("direction") or None
-        if entry.caps["directions"] and direction not in entry.caps["directions"]:
-            raise HTTPError(400, f"direction must be one of {', '.join(entry.caps['directions'])}")
-        attributes = [a for a in (query.get("attributes") or "").split(",") if a]
-        unknown = [a for a in attributes if a not in entry.caps["attributes"]]
-        if unknown:
-            raise HTTPError(400, f"unknown attribute(s) {', '.join(unknown)}; this model has {', '.join(entry.caps['attributes']) or 'none'}")
+        direction = self._direction(entry, query)
+        full_res = query.get("full_res") == "1"
+        if full_res and not entry.caps["full_res"]:
+            raise HTTPError(400, f"{entry.name} has no full-resolution mode (its output is already {entry.caps['scale']}x its input)")
+        # An inpainting model is shown whole images: it fills their centre, the hole `ganforge translate --mask center` makes.
+        image = self._upload(entry, body, query, side="b" if entry.caps["mask"] else direction[0])
+        height, width = image.shape[:2]
+        if full_res and height * width > MAX_FULL_RES_PIXELS:
+            raise HTTPError(400, f"{width} x {height} px is too large for full resolution here (at most "
+                                 f"{MAX_FULL_RES_PIXELS / 1e6:.1f} MP): turn full resolution off or resize the image")
+        hole = None
+        if entry.caps["mask"]:
+            hole = np.zeros((height, width), dtype=bool)
+            hole[height // 4 : height // 4 + max(1, height // 2), width // 4 : width // 4 + max(1, width // 2)] = True
         start = time.perf_counter()
-        out = entry.model.translate(to_float(image).to(self.device), direction=direction, attributes=attributes or None)
+        out = translate_image(entry.generator, image, direction=direction, size=None if full_res else entry.model.size,
+                              full_res=full_res, mask=hole, name=query.get("name") or "the image")  # (H', W', C') uint8
         ms = (time.perf_counter() - start) * 1000
-        from ganforge.imaging.grid import make_grid
-
-        return {"input": data_uri(image[0]), "output": data_uri(make_grid(out.cpu(), padding=0)), "ms": round(ms, 1)}
+        shown = image.copy()
+        if hole is not None:
+            shown[hole] = 128  # the pixels the model does not see
+        return {"input": data_uri(display(shown)), "output": data_uri(torch.from_numpy(out).permute(2, 0, 1)),
+                "ms": round(ms, 1), "size": [int(out.shape[1]), int(out.shape[0])]}
 
     @torch.no_grad()
     def discriminate(self, entry: Entry, body: bytes, query: Dict[str, str]) -> Dict:
@@ -380,7 +413,7 @@ class App:
         from ganforge import losses
         from ganforge.data.base import to_float
 
-        image = self._input(entry, body, query)
+        image = self._as_model_input(entry, self._upload(entry, body, query))
         D, model = entry.model.D, entry.model
         conditional_d = getattr(D, "n_classes", 0) > 0  # the label is an input of D (CGAN)
         aux = getattr(D, "aux_classes", 0)  # D predicts the class (ACGAN)
@@ -416,25 +449,32 @@ class App:
             result["p_real"] = round(float(torch.sigmoid(adv.reshape(-1)[0])), 4)
         return result
 
-    def _examples(self, entry: Entry) -> Optional[torch.Tensor]:
-        """A few images from the model's data when it ships with ganforge: held-out ones where there are."""
-        if not entry.examples_loaded:
+    def _examples(self, entry: Entry, side: str = "a") -> Optional[torch.Tensor]:
+        """A few held-out images of the model's data when it ships with ganforge; side b = the second domain."""
+        if side not in entry.examples:
+            from ganforge.data.derived import DERIVED, load
             from ganforge.data.embedded import EMBEDDED
 
-            spec = str(entry.generator.data_spec)
-            name = f"{spec}-test" if f"{spec}-test" in EMBEDDED else spec
-            if name in EMBEDDED:
-                data = EMBEDDED[name][0]()
-                if data.labels is not None:  # one per class, in class order
+            spec, data = str(entry.generator.data_spec), None
+            if spec in DERIVED:
+                data = load(spec, "test")
+            elif f"{spec}-test" in EMBEDDED or spec in EMBEDDED:
+                data = EMBEDDED[f"{spec}-test" if f"{spec}-test" in EMBEDDED else spec][0]()
+            images = None if data is None else (data.images_b if side == "b" and data.images_b is not None else data.images)
+            if images is not None and images.shape[1] in (1, 3):  # not a hole + mask pair: not a picture
+                if data.labels is not None and len(data.labels) == len(images):  # one per class, in class order
                     first = [int((data.labels == c).nonzero()[0]) for c in range(len(data.classes)) if (data.labels == c).any()]
-                    entry.examples = data.images[first[:10]].clone()
-                else:
-                    entry.examples = data.images[:8].clone()
-            entry.examples_loaded = True
-        return entry.examples
+                    images = images[first[:10]]
+                entry.examples[side] = images[:10].clone()
+            else:
+                entry.examples[side] = None
+        return entry.examples[side]
 
-    def examples(self, entry: Entry) -> Dict:
-        examples = self._examples(entry)
+    def examples(self, entry: Entry, query: Dict[str, str]) -> Dict:
+        side = "a"
+        if entry.caps["translate"]:
+            side = "b" if entry.caps["mask"] else self._direction(entry, query)[0]
+        examples = self._examples(entry, side)
         return {"images": [] if examples is None else [data_uri(x) for x in examples]}
 
     # --- the run's report (files only, no model run) ----------------------------------------------
@@ -485,7 +525,7 @@ class App:
             ("POST", "mix"): lambda: self.worker.call(self.mix, entry, json_body(read_body(MAX_JSON_BYTES))),
             ("POST", "translate"): lambda: self.worker.call(self.translate, entry, read_body(self.max_upload_bytes), query),
             ("POST", "discriminate"): lambda: self.worker.call(self.discriminate, entry, read_body(self.max_upload_bytes), query),
-            ("GET", "examples"): lambda: self.worker.call(self.examples, entry),
+            ("GET", "examples"): lambda: self.worker.call(self.examples, entry, query),
             ("GET", "report"): lambda: self.report(entry),
         }
         if action == "samples" and step is not None and method == "GET":

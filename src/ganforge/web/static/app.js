@@ -187,10 +187,10 @@ function sendImage(action, source, params) {
   return api(`${base()}/${action}?${query}`, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body });
 }
 
-async function loadExamples(box, onPick) {
+async function loadExamples(box, onPick, query) {
   box.replaceChildren();
   try {
-    const r = await api(`${base()}/examples`);
+    const r = await api(`${base()}/examples${query || ""}`);
     if (r.images.length) box.appendChild(el("span", { class: "hint", text: "or pick one:" }));
     r.images.forEach((src, k) => {
       const img = el("img", { src, class: "pixels example", alt: `example ${k}`, title: `example ${k}`, "data-example": String(k) });
@@ -207,13 +207,22 @@ function setUpTranslate(m) {
   $("translate-unavailable").hidden = caps.translate;
   $("translate-body").hidden = !caps.translate;
   if (!caps.translate) return;
-  const select = $("translate-direction");
-  select.replaceChildren(...caps.directions.map((d) => el("option", { value: d, text: d })));
-  $("translate-direction-label").hidden = caps.directions.length === 0;
-  const box = $("translate-attributes");
-  box.replaceChildren(...caps.attributes.map((a) => el("label", {}, [el("input", { type: "checkbox", value: a, class: "attribute" }), document.createTextNode(` ${a}`)])));
+  $("translate-direction").replaceChildren(...caps.directions.map((d) => el("option", { value: d, text: d.replace("2", " → ").toUpperCase() })));
+  $("translate-direction-label").hidden = caps.directions.length < 2;
+  $("translate-full-label").hidden = !caps.full_res;
+  $("translate-full").checked = false;
+  const notes = [];
+  if (caps.mask) notes.push("The model fills in the centre of the image (shown grey on the input).");
+  if (caps.scale > 1) notes.push(`The output is ${caps.scale}× the input's size.`);
+  $("translate-note").textContent = notes.join(" ");
+  $("translate-note").hidden = !notes.length;
   translateSource = null;
-  loadExamples($("translate-examples"), (k) => translate({ example: k }));
+  translateExamples();
+}
+
+function translateExamples() {
+  const query = new URLSearchParams({ direction: $("translate-direction").value || "" });
+  loadExamples($("translate-examples"), (k) => translate({ example: k }), `?${query}`);
 }
 
 async function translate(source) {
@@ -221,16 +230,22 @@ async function translate(source) {
   translateSource = source || translateSource;
   if (!translateSource) return;
   const params = {};
-  if (state.current.capabilities.directions.length) params.direction = $("translate-direction").value;
-  const attributes = [...document.querySelectorAll("#translate-attributes .attribute:checked")].map((box) => box.value);
-  if (attributes.length) params.attributes = attributes.join(",");
+  const caps = state.current.capabilities;
+  if (caps.directions.length) params.direction = $("translate-direction").value;
+  if (caps.full_res && $("translate-full").checked) params.full_res = "1";
+  const model = state.current;
   try {
     const r = await sendImage("translate", translateSource, params);
+    if (model !== state.current) return;
     $("translate-input").src = r.input;
     $("translate-output").src = r.output;
-    $("translate-caption").textContent = `output (${r.ms} ms)`;
+    $("translate-caption").textContent = `output, ${r.size[0]}×${r.size[1]} px (${r.ms} ms)`;
     message(panel, "");
-  } catch (e) { message(panel, e.message); }
+  } catch (e) {
+    $("translate-input").removeAttribute("src");
+    $("translate-output").removeAttribute("src");
+    message(panel, e.message);
+  }
 }
 
 let discSource = null;
@@ -279,6 +294,7 @@ function onFile(input, handler) {
   input.addEventListener("change", () => {
     const file = input.files[0];
     if (!file) return;
+    input.value = "";  // so that choosing the same file again (say, after a change of direction) runs again
     const problem = tooLarge(file);
     const panel = input.closest(".panel");
     if (problem) { message(panel, problem); return; }
@@ -378,8 +394,13 @@ function wire() {
   $("mix-button").addEventListener("click", mix);
   document.querySelectorAll(".mix-level").forEach((box) => box.addEventListener("change", mix));
   onFile($("translate-file"), translate);
-  $("translate-direction").addEventListener("change", () => translate());
-  $("translate-attributes").addEventListener("change", () => translate());
+  $("translate-direction").addEventListener("change", () => {
+    translateSource = null;  // the other direction takes images of the other domain
+    $("translate-input").removeAttribute("src");
+    $("translate-output").removeAttribute("src");
+    translateExamples();
+  });
+  $("translate-full").addEventListener("change", () => translate());
   onFile($("disc-file"), discriminate);
   $("disc-class").addEventListener("change", () => discriminate());
 }
