@@ -79,7 +79,6 @@ def test_missing_data_path(tmp_path, capfd, caplog):
                           capfd, caplog, missing)
 
 
-@pytest.mark.xfail(strict=True, reason="the folder loader logs its skipped-files warning before the error: two lines")
 def test_folder_without_readable_images(tmp_path, capfd, caplog):
     folder = tmp_path / "scans"
     folder.mkdir()

@@ -196,6 +196,8 @@ def resolve(
     if flags:
         cfg = deep_merge(cfg, _check_keys({k: v for k, v in flags.items() if v is not None}, defaults, "flag"))
     cfg = deep_merge(cfg, _check_keys(parse_set(sets), defaults, "--set"))
+    if cfg["model"] != model:
+        raise UserError(f"the model is chosen by `ganforge train MODEL`, not by settings: got '{cfg['model']}' for {model}")
     validate(cfg)
     return Config(cfg)
 

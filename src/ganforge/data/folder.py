@@ -48,15 +48,15 @@ def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, ch
         )
 
     decoded, failures = _decode_all(entries)
+    if not decoded:
+        first_name, first_reason = failures[0]
+        raise UserError(f"no readable images in {root}: all {len(failures)} failed (first: {first_name}: {first_reason})")
     if failures:
         first_name, first_reason = failures[0]
         log.warning(
             "skipped %d unreadable file%s in %s (first: %s: %s)",
             len(failures), "" if len(failures) == 1 else "s", root, first_name, first_reason,
         )
-    if not decoded:
-        first_name, first_reason = failures[0]
-        raise UserError(f"no readable images in {root}: all {len(failures)} failed (first: {first_name}: {first_reason})")
 
     labels, classes = _labels([relative for relative, _ in decoded])
     arrays = [array for _, array in decoded]
