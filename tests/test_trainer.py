@@ -109,9 +109,12 @@ def test_ema_is_the_exponential_average_of_generator_weights(tmp_path, start):
     events = record_steps(trainer)
     trainer.fit()
     g1, g2 = [e["after"]["G"] for e in events if e["opt"] == "G"]
-    # e_t = beta e_{t-1} + (1 - beta) g_t, starting from a copy of G; before `start` it follows G exactly
-    e1 = [(beta * a + (1 - beta) * b) if start == 0 else b for a, b in zip(g0, g1)]
-    e2 = [beta * a + (1 - beta) * b for a, b in zip(e1, g2)]
+    # e_t = b_t e_{t-1} + (1 - b_t) g_t from a copy of G, with the warm-up b_t = min(beta, (1 + t) / (10 + t)),
+    # t counted from `start`; before `start` it follows G exactly
+    b = [min(beta, (1 + t - start) / (10 + t - start)) if t >= start else 0.0 for t in (0, 1)]
+    assert b == ([0.1, 2 / 11] if start == 0 else [0.0, 0.1])
+    e1 = [b[0] * a + (1 - b[0]) * x for a, x in zip(g0, g1)]
+    e2 = [b[1] * a + (1 - b[1]) * x for a, x in zip(e1, g2)]
     ema = snapshot(trainer.ema.nets["G"])
     assert all(torch.allclose(x, y, atol=1e-7, rtol=1e-6) for x, y in zip(ema, e2))
     assert not same(ema, g2)

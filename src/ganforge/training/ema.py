@@ -2,6 +2,10 @@
 
 Averaged weights give visibly cleaner samples than the live generator, most of all early in training and
 on small data. Buffers (batch-norm running statistics) are copied from the live network, not averaged.
+
+The decay warms up as min(beta, (1 + t) / (10 + t)) (the num_updates rule of TensorFlow's
+ExponentialMovingAverage): with a fixed beta of 0.999 the average would still carry the random initial
+weights for the first thousand steps, which is most of a short CPU run.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ class EMA:
 
     @torch.no_grad()
     def update(self, nets: Dict[str, nn.Module], step: int) -> None:
-        beta = 0.0 if step < self.start else self.beta  # before `start`, follow the live weights
+        beta = 0.0 if step < self.start else min(self.beta, (1 + step - self.start) / (10 + step - self.start))
         for name, net in nets.items():
             avg = self.nets[name]
             for p_avg, p in zip(avg.parameters(), net.parameters()):
