@@ -193,6 +193,7 @@ class Entry:
         return {
             "index": self.index, "name": self.name, "model": g.meta["model"], "needs": self.model.needs,
             "step": g.step, "data": g.info.get("name"), "size": self.model.size, "channels": self.model.channels,
+            "size_b": getattr(self.model, "size_b", self.model.size), "channels_b": getattr(self.model, "channels_b", self.model.channels),
             "classes": g.classes if self.caps["classes"] else [], "loss": g.cfg.get("loss"), "capabilities": self.caps, "report": self.run is not None,
         }
 

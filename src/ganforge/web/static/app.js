@@ -88,9 +88,12 @@ function selectModel(index) {
   document.querySelectorAll("#models .model").forEach((b) => b.classList.toggle("active", b.dataset.index === String(index)));
   const caps = m.capabilities;
   const kind = caps.image_to_image ? "image to image" : caps.classes ? `class-conditional, ${m.classes.length} classes` : "unconditional";
+  const shape = (size, channels) => `${size}×${size} ${channels === 1 ? "grey" : "colour"}`;
+  let images = shape(m.size, m.channels);
+  if (caps.translate && shape(m.size_b, m.channels_b) !== images) images += ` ↔ ${shape(m.size_b, m.channels_b)}`;
   $("model-head").replaceChildren(
     el("h2", { text: m.name }),
-    el("p", { text: `${m.model} (${kind}) · ${m.size}×${m.size}, ${m.channels === 1 ? "grey" : "colour"} · trained ${m.step} steps on ${m.data || "?"}` }),
+    el("p", { text: `${m.model} (${kind}) · ${images} · trained ${m.step} steps on ${m.data || "?"}` }),
   );
   for (const id of ["generate", "interpolate", "mix", "translate", "discriminate", "report"]) {
     const panel = $(`panel-${id}`);
