@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev]'
+	bash tools/install_browser.sh $(PY)
 	touch $@
 
 setup: $(VENV)/.installed
@@ -25,7 +26,7 @@ demo: setup
 	$(VENV)/bin/ganforge train dcgan --data mnist5k --minutes 3 --out runs/demo
 
 test: setup-dev
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
 bench: setup
 	$(VENV)/bin/ganforge bench
