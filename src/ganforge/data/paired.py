@@ -105,7 +105,7 @@ def _aligned_folder(root: Path, split: str) -> Path:
 
 
 def _decode_folder(folder: Path, layout: str) -> Tuple[Dict[str, np.ndarray], int]:
-    """{relative path without suffix: uint8 (H, W, C)} of every readable image below `folder`, and the count skipped."""
+    """{relative path: uint8 (H, W, C)} of every readable image below `folder`, sorted, and the count skipped."""
     from ganforge.data.folder import _decode_all, _folder_entries
 
     entries = _folder_entries(folder)
@@ -117,11 +117,15 @@ def _decode_folder(folder: Path, layout: str) -> Tuple[Dict[str, np.ndarray], in
                     folder, *failures[0])
     if not decoded:
         raise UserError(f"no readable images in {folder}: all {len(failures)} failed (first: {failures[0][0]}: {failures[0][1]})")
-    return {str(relative.with_suffix("")): array for relative, array in decoded}, len(failures)
+    return {str(relative): array for relative, array in decoded}, len(failures)
 
 
 def _pair_by_name(side_a, side_b, folder_a: Path, folder_b: Path):
-    (a, skipped_a), (b, skipped_b) = side_a, side_b
+    """Both sides restricted to the same names, in the same order; x.png pairs with x.jpg."""
+    def by_stem(side):
+        return {str(PurePosixPath(name).with_suffix("")): array for name, array in side.items()}
+
+    (a, skipped_a), (b, skipped_b) = (by_stem(side_a[0]), side_a[1]), (by_stem(side_b[0]), side_b[1])
     only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
     if only_a or only_b:
         stray, here, there = (only_a[0], folder_a, folder_b) if only_a else (only_b[0], folder_b, folder_a)
@@ -191,7 +195,7 @@ PUBLIC: Dict[str, PublicSet] = {s.name: s for s in (
     _cyclegan("ukiyoe2photo", "02a2a2fb5ecf425ca1bf86aca7304377da64a2a1d3b86df54eb65e4068bf3b08", "ukiyo-e prints <-> photos, 256 px, 279 MB"),
     _cyclegan("vangogh2photo", "362c3473e70be0944bda08d49d660eafdc2854df55d697835b8186d1d79caaff", "Van Gogh paintings <-> photos, 256 px, 292 MB"),
     _cyclegan("iphone2dslr_flower", "8fcb5e374d631b107e1d961b8c4cd0a186aa2a4ff3e279923f4c426128de7113", "phone <-> DSLR flower photos, 256 px, 324 MB"),
-    _pix2pix("facades", "CMP facade labels | photos, 256 px, 400 pairs"),
+    _pix2pix("facades", "facade photos | CMP label maps, 256 px, 400 pairs (labels -> photos: direction=b2a)"),
     _pix2pix("cityscapes", "street photos | label maps, 256 px, 2,975 pairs"),
     _pix2pix("maps", "aerial photos | Google maps, 600 px, 1,096 pairs"),
     _pix2pix("edges2shoes", "shoe edges | photos, 256 px, 50k pairs"),
