@@ -25,14 +25,32 @@ from ganforge.nn.srresnet import SRDiscriminator, SRResNet, sr_steps
 Tensor = torch.Tensor
 
 
+_feature_nets: Dict[str, torch.nn.Module] = {}
+
+
+def _feature_net(device) -> torch.nn.Module:
+    """The built-in digit classifier, frozen, loaded once per device. A copy of its own: the metrics load theirs
+    under inference mode, whose tensors autograd refuses."""
+    key = str(torch.device(device))
+    if key not in _feature_nets:
+        from safetensors.torch import load_file
+
+        from ganforge.metrics.classifier import WEIGHTS, DigitClassifier
+
+        with torch.inference_mode(False):
+            net = DigitClassifier()
+            net.load_state_dict(load_file(str(WEIGHTS)))
+        _feature_nets[key] = net.eval().requires_grad_(False).to(key)
+    return _feature_nets[key]
+
+
 def feature_maps(images: Tensor) -> List[Tensor]:
     """The built-in digit classifier's three ReLU feature maps (32 ch at 28 px, 64 at 14, 128 at 4) of
     images in [-1, 1] (grey, or colour taken to luma; resized to 28 px). Differentiable in the images; the
     classifier's weights stay fixed. A small feature network for content and style losses."""
     from ganforge.imaging.transforms import match_channels
-    from ganforge.metrics.classifier import load_digit_classifier
 
-    net = load_digit_classifier(images.device)
+    net = _feature_net(images.device)
     x = match_channels(images, 1) if images.shape[1] == 3 else images[:, :1]
     if x.shape[-2:] != (28, 28):
         x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False, antialias=True)
