@@ -152,14 +152,20 @@ def translate_image(generator, image: np.ndarray, *, direction: str = "a2b", siz
         source = masked_input(small, small_hole)
     out = model.translate(source, direction)  # (1, C', h', w') in [-1, 1]
     if full_res and out.shape[-2:] != (h, w):
-        from ganforge.imaging.bilateral import joint_bilateral_upsample
-
-        # guided by the input at both resolutions, in [0, 1] (the units of the default sigma_r)
-        out = joint_bilateral_upsample((out + 1) / 2, (x + 1) / 2, low_res_guide=(small + 1) / 2) * 2 - 1
+        out = upsample_guided(out, x, small)
         if hole is not None:  # only the hole is invented; every known pixel keeps the input's full-resolution value
             out = torch.where(hole, out, x)
     out = (out.clamp(-1, 1) * 127.5 + 128).clamp_(0, 255).to(torch.uint8)
     return out[0].permute(1, 2, 0).cpu().numpy()
+
+
+def upsample_guided(output: torch.Tensor, full_input: torch.Tensor, low_input: torch.Tensor) -> torch.Tensor:
+    """--full-res: a low-resolution output (N, C, h, w) -> the resolution of `full_input` (N, C', H, W) by
+    joint bilateral upsampling guided by the input, seen at both resolutions (`low_input` (N, C', h, w) is
+    what the generator ran on). All in [-1, 1]; the grid works in [0, 1], the units of its default sigma_r."""
+    from ganforge.imaging.bilateral import joint_bilateral_upsample
+
+    return joint_bilateral_upsample((output + 1) / 2, (full_input + 1) / 2, low_res_guide=(low_input + 1) / 2) * 2 - 1
 
 
 def _resize_long_side(x: torch.Tensor, side: int) -> torch.Tensor:
