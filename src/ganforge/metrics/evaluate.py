@@ -62,13 +62,13 @@ def _subset(count: int, n: Optional[int]) -> Optional[np.ndarray]:
     return np.sort(np.random.default_rng(_SUBSET_SEED).permutation(count)[:n])
 
 
-def _match_size(images: torch.Tensor, size) -> torch.Tensor:
-    """Bring images to the real set's (H, W), antialiased, so both sets are seen at the same resolution."""
-    if tuple(images.shape[-2:]) == tuple(size):
-        return images
-    x = images.float() if images.is_floating_point() else to_float(images)
-    x = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
-    return to_uint8(x)
+def _uint8_at(images: torch.Tensor, size) -> torch.Tensor:
+    """uint8 images at the real set's (H, W), so both sets are seen at one resolution: generator output
+    is resized (antialiased) before it is quantised, like a saved sample at the data's native size."""
+    if tuple(images.shape[-2:]) != tuple(size):
+        x = images.float() if images.is_floating_point() else to_float(images)
+        images = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+    return images if images.dtype == torch.uint8 else to_uint8(images.float())
 
 
 def fid_from_features(fake: np.ndarray, real: np.ndarray) -> float:
@@ -155,19 +155,18 @@ def evaluate_images(images_a, images_b, metrics=DEFAULT_METRICS, seed: int = 0, 
     """Metrics of image set ``images_a`` (generated) against ``images_b`` (real).
 
     Each set: uint8 (N, H, W), (N, H, W, C) or (N, C, H, W), or float (N, C, H, W) in [-1, 1]; numpy or
-    torch. ``n`` keeps a fixed subset of n images of each set. Returns metric -> number, plus ``n``,
-    ``n_real``, ``seed`` and ``network``.
+    torch. ``n`` keeps a fixed subset of n images of each set; set a is brought to set b's size when they
+    differ. Returns metric -> number, plus ``n``, ``n_real``, ``seed`` and ``network``.
     """
     metrics = parse_metrics(metrics)
     a, b = as_images(images_a), as_images(images_b)
-    a = a if a.dtype == torch.uint8 else to_uint8(a.float())
-    b = b if b.dtype == torch.uint8 else to_uint8(b.float())
     pick_a, pick_b = _subset(len(a), n), _subset(len(b), n)
     if pick_a is not None:
         a, labels_a = a[pick_a], None if labels_a is None else np.asarray(labels_a)[pick_a]
     if pick_b is not None:
         b, labels_b = b[pick_b], None if labels_b is None else np.asarray(labels_b)[pick_b]
-    a = _match_size(a, b.shape[-2:])
+    b = _uint8_at(b, b.shape[-2:])
+    a = _uint8_at(a, b.shape[-2:])
     out: Dict = {}
     if any(m in INCEPTION_METRICS for m in metrics):
         network = load_inception(inception)
@@ -233,7 +232,7 @@ def evaluate_run(path: str, metrics=DEFAULT_METRICS, n: Optional[int] = None, re
         network = load_inception(inception)
         stream = chunks if chunks is not None else _generated_chunks(model, n, labels, seed)
         size = real_images.shape[-2:]
-        fake = extract_features((_match_size(c, size) for c in stream), network, progress=progress, total=n)
+        fake = extract_features((_uint8_at(c, size) for c in stream), network, progress=progress, total=n)
         real_features = cached_features(real_images, network, progress=progress)
         out.update(score_features(fake, real_features, metrics, seed, network, labels, real_labels, classes))
     if chunks is not None:

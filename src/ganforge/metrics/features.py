@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from pathlib import Path
 from typing import Iterable, Optional, Union
 
 import numpy as np
@@ -16,9 +17,10 @@ import torch
 from tqdm import tqdm
 
 from ganforge.errors import UserError
-from ganforge.metrics.inception import FEATURE_DIM, NETWORK_ID, PREPROCESSING_ID, InceptionV3, cache_dir, load_inception, preprocess
+from ganforge.data.download import cache_dir
+from ganforge.metrics.inception import FEATURE_DIM, NETWORK_ID, PREPROCESSING_ID, InceptionV3, load_inception, preprocess
 
-BATCH_SIZE = 32  # large enough for the CPU's GEMMs, small enough for 299x299 activations (~0.5 GB)
+BATCH_SIZE = 16  # the fastest of 8, 16, 32 and 64 measured on a 2-core CPU
 
 
 def as_images(images) -> torch.Tensor:
@@ -103,9 +105,12 @@ def cached_features(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    except OSError:
+        return features  # a read-only cache costs time, not correctness
+    try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, features)
         os.replace(tmp, path)  # atomic: a reader never sees half a file
     except OSError:
-        pass  # a read-only cache costs time, not correctness
+        Path(tmp).unlink(missing_ok=True)
     return features

