@@ -1,7 +1,7 @@
 """ACGAN (Odena et al. 2017): G conditioned on the class, D with an auxiliary classifier head."""
 from ganforge import losses
 from ganforge.models import register
-from ganforge.models.dcgan import DCGAN
+from ganforge.models.dcgan import DCGAN, PAPER_ADAM
 
 
 @register
@@ -10,7 +10,8 @@ class ACGAN(DCGAN):
     paper = "Odena et al. 2017, Conditional Image Synthesis with Auxiliary Classifier GANs"
     summary = "class-conditional G; D predicts real/fake and the class (log-likelihood of the right class)"
     needs = "labels"
-    defaults = {**DCGAN.defaults, "batch_size": 100}
+    # DCGAN's networks and recipe; batch 100 and Adam 2e-4, beta1 0.5 as in the paper's appendix
+    defaults = {**DCGAN.defaults, "batch_size": 100, "optim": {"G": PAPER_ADAM, "D": PAPER_ADAM}}
 
     @property
     def aux_classes(self):

@@ -13,13 +13,18 @@ class DCGAN(GANModel):
     name = "dcgan"
     paper = "Radford et al. 2015, Unsupervised Representation Learning with DCGANs"
     summary = "transposed-conv G with BN/ReLU/tanh, strided-conv D with LeakyReLU 0.2"
+    # The networks and loss are the paper's. The rest is a small-data CPU recipe, chosen by cFD at equal
+    # wall-clock on mnist5k; `--set width=64 batch_size=128 optim.G.lr=2e-4 optim.D.lr=2e-4 ema.beta=0`
+    # gives the paper's set-up back.
     defaults = {
         "z_dim": 100,
-        "width": 64,  # the paper's 64-px G has 512-256-128-64 channels
-        "d_norm": "batch",  # batch (paper), spectral (Miyato 2018) or none
-        "batch_size": 128,
+        "width": 32,  # 64-32 channels at 28 px: at equal wall-clock it beat width 48 and 64
+        "d_norm": "batch",  # the paper's; faster per second here than spectral norm (Miyato 2018)
+        "batch_size": 64,  # paper 128; at equal images seen, 32 and 64 ended level
         "loss": "nonsaturating",
-        "optim": {"G": PAPER_ADAM, "D": PAPER_ADAM},
+        # Adam with the paper's beta1 = 0.5 at 5x its learning rate: cFD 56 vs 96 after 1,000 steps
+        "optim": {"G": {**PAPER_ADAM, "lr": 1e-3}, "D": {**PAPER_ADAM, "lr": 1e-3}},
+        "ema": {"beta": 0.999},  # EMA of G (Yazici et al. 2019), with the warm-up in training/ema.py
     }
     aux_classes = 0  # ACGAN's D adds a class head
 
