@@ -32,6 +32,7 @@ def measure(model: str, variant: str, iters: int) -> dict:
     cfg = C.resolve(model, get_model(model).defaults, None, {"steps": 10**6},
                     ["eval.metrics=none", "sample.every=0", "checkpoint.every=0", "log.every=0"])
     trainer = Trainer(cfg, tempfile.mkdtemp(), progress=False)
+    torch.set_num_threads(cfg.threads)  # as Trainer.fit does; the same for both variants
     step = trainer._iteration if variant == "ours" else textbook_iteration(trainer)
     running: dict = {}
     for _ in range(3):  # warm-up

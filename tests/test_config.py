@@ -19,7 +19,7 @@ def write(tmp_path, text, name="run.yaml"):
 def test_precedence_defaults_model_yaml_flags_set(tmp_path):
     yaml_file = write(tmp_path, "batch_size: 32\nseed: 5\nn_critic: 2\noptim:\n  G:\n    lr: 0.001\n")
     assert resolve("gan", {})["batch_size"] == TRAINER_DEFAULTS["batch_size"]  # trainer default
-    assert resolve("dcgan", DCGAN)["batch_size"] == DCGAN["batch_size"] != TRAINER_DEFAULTS["batch_size"]
+    assert resolve("dcgan", DCGAN)["ema"]["beta"] == DCGAN["ema"]["beta"] != TRAINER_DEFAULTS["ema"]["beta"]
     from_yaml = resolve("dcgan", DCGAN, yaml_file)
     assert (from_yaml.batch_size, from_yaml.seed, from_yaml.n_critic) == (32, 5, 2)
     flagged = resolve("dcgan", DCGAN, yaml_file, flags={"batch_size": 16, "steps": None})

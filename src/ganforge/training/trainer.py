@@ -110,10 +110,21 @@ class Trainer:
         cfg = self.cfg
         budget = cfg.minutes * 60 if cfg.minutes else None
         progress = Progress(cfg.steps, self.step, cfg.minutes, enabled=self.show_progress)
-        running: Dict[str, torch.Tensor] = {}
-        images_seen, t_log, n_logged = 0, time.monotonic(), 0
         t_start, elapsed_before = time.monotonic(), self.elapsed
         self.model.train()
+        threads_before = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads)
+        try:
+            self._loop(progress, budget, t_start, elapsed_before)
+            return self.finish()
+        finally:
+            torch.set_num_threads(threads_before)
+
+    def _loop(self, progress: Progress, budget: Optional[float], t_start: float, elapsed_before: float) -> None:
+        cfg = self.cfg
+        running: Dict[str, torch.Tensor] = {}
+        images_seen, t_log, n_logged = 0, time.monotonic(), 0
         try:
             while self.step < cfg.steps:
                 if budget is not None and time.monotonic() - t_start >= budget:
@@ -131,7 +142,6 @@ class Trainer:
                 self._periodic()
         finally:
             progress.close()
-        return self.finish()
 
     def _iteration(self, running: Dict[str, torch.Tensor]) -> int:
         ctx = StepContext(step=self.step)
