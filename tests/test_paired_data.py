@@ -162,6 +162,9 @@ def test_bad_two_domain_data_gives_one_clear_line(tmp_path):
     _write(tmp_path / "odd" / "x.png", np.zeros((28, 57), dtype=np.uint8))
     with pytest.raises(UserError, match=r"x\.png: 57 px wide.*even width"):
         load_dataset(str(tmp_path / "odd"), needs="paired")
+    _write(tmp_path / "plain" / "d.png", DIGITS[0])  # a folder of single images is no aligned layout
+    with pytest.raises(UserError, match=r"d\.png is 28 x 28 px, no wider than tall.*trainA/ \+ trainB/"):
+        load_dataset(str(tmp_path / "plain"), needs="unpaired")
     _write(tmp_path / "half" / "trainA" / "a.png", DIGITS[0])
     with pytest.raises(UserError, match=r"no trainB/"):
         load_dataset(str(tmp_path / "half"), needs="unpaired")

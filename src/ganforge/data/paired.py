@@ -140,7 +140,10 @@ def _load_aligned(folder: Path, size: Optional[int], name: str, paired: bool) ->
     decoded, skipped = _decode_folder(folder, "aligned")
     halves_a, halves_b = [], []
     for relative, array in decoded.items():
-        width = array.shape[1]
+        height, width = array.shape[:2]
+        if width <= height:
+            raise UserError(f"{folder / relative} is {width} x {height} px, no wider than tall, so not A and B side by side: "
+                            "for two folders of images use trainA/ + trainB/ or A/ + B/")
         if width % 2:
             raise UserError(f"{folder / relative}: {width} px wide, but an aligned image holds A and B side by side "
                             "and must have an even width")
