@@ -112,7 +112,7 @@ def cmd_train(args) -> int:
     print(f"  checkpoint: {summary['checkpoint']}")
     m = summary["metrics"]
     if m:
-        figures = [f"{k}={v}" for k, v in m.items() if k in ("cfd", "acc", "score", "fid", "kid")]
+        figures = [f"{k}={v}" for k, v in m.items() if isinstance(v, (int, float)) and k not in ("n", "coverage_min", "coverage_max")]
         if "coverage_min" in m:
             figures.append(f"digit share {100 * m['coverage_min']:.1f}-{100 * m['coverage_max']:.1f}%")
         print(f"  quality (n={m.get('n')} samples vs held-out data): " + ", ".join(figures))
