@@ -54,10 +54,11 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
         out = str(Path("runs") / model) if resume else str(default_out(model))
     elif not resume and checkpoint.list_checkpoints(Path(out) / "checkpoints"):
         raise UserError(f"--out '{out}' already holds a run: add --resume to continue it, or choose another --out")
-    if minutes is not None and steps is None and not resume:
-        steps = 10**9  # the time budget alone ends the run
     cfg = resolve_config(model, config_file=config, sets=set, out=out, resume=resume, data=data, steps=steps,
                          minutes=minutes, batch_size=batch_size, seed=seed, device=device)
+    if minutes is not None and steps is None and not resume and cfg.schedule.kind == "constant":
+        # the time budget alone ends the run; a decaying schedule keeps its steps, since the decay needs an end
+        cfg["steps"] = 10**9
     trainer = Trainer(cfg, Path(out), resume=resume, progress=progress)
     summary = trainer.fit()
     summary["out"] = out
