@@ -14,7 +14,8 @@ from ganforge.data.base import to_uint8
 from ganforge.errors import UserError
 from ganforge.metrics import inception
 from ganforge.metrics.evaluate import evaluate_images
-from ganforge.metrics.features import cached_features, content_hash, extract_features
+from ganforge.data.download import sha256_of
+from ganforge.metrics.features import cached_features, content_hash, extract_features, feature_network
 from ganforge.metrics.inception import inception_score, load_inception, load_torchscript_state, preprocess, resolve_weights
 
 MNIST5K = Path(inception.__file__).resolve().parents[1] / "data" / "assets" / "mnist5k.npz"
@@ -130,6 +131,37 @@ def test_eager_network_equals_the_torchscript(mnist):
         features = load_inception(str(path))(x)
     assert features.shape == (5, 2048)
     assert (features - reference).abs().max() <= 1e-5 * reference.abs().max()
+
+
+def test_onnx_backend_agrees_with_the_eager_network(mnist):
+    pytest.importorskip("onnxruntime", reason="the onnx backend is optional: pip install onnxruntime onnx")
+    digits = mnist[0][[7, 2100, 4999]]
+    eager = extract_features(digits, backend="torch")
+    onnx = extract_features(digits, backend="onnx")
+    assert onnx.shape == (3, 2048) and onnx.dtype == np.float32
+    assert np.abs(onnx - eager).max() <= 1e-5 * np.abs(eager).max()
+    # The export is named by the weights' hash, so other weights can never pick up this file.
+    model = feature_network(backend="onnx").model
+    assert model.is_file() and sha256_of(resolve_weights())[:16] in model.name
+    with pytest.raises(UserError, match="backend"):
+        extract_features(digits, backend="tensorrt")
+
+
+def test_without_onnxruntime_auto_is_torch_and_onnx_says_what_to_install():
+    script = (
+        "import sys\n"
+        "sys.modules['onnxruntime'] = None  # as if it were not installed\n"
+        "import numpy as np\n"
+        "from ganforge.errors import UserError\n"
+        "from ganforge.metrics.features import extract_features, feature_network\n"
+        "print(type(feature_network()).__name__)\n"
+        "try:\n"
+        "    extract_features(np.zeros((1, 28, 28), np.uint8), backend='onnx')\n"
+        "except UserError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "InceptionV3" and "pip install onnxruntime" in out[1]
 
 
 def test_inception_score_of_known_predictions():

@@ -6,12 +6,16 @@ Weights come from a TorchScript archive: NVlabs' own ``inception-2015-12-05.pt``
 own loader (nothing in it is unpickled as Python), for its parameters only; the network that runs is
 :class:`InceptionV3` below: batch norm folded into the convolutions, the 1x1 convolutions that share an
 input merged into one, channels-last memory, and on a CPU each ReLU fused into its convolution.
+
+With ONNX Runtime installed the same folded network can also run there (:func:`load_onnx_inception`):
+it is exported once to ONNX into the cache, under a name holding the weights file's hash.
 """
 from __future__ import annotations
 
 import functools
 import importlib.util
 import os
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -23,6 +27,7 @@ from torch import nn
 from ganforge.data.base import to_uint8
 from ganforge.data.download import cache_dir
 from ganforge.data.download import download as fetch
+from ganforge.data.download import sha256_of
 from ganforge.errors import UserError
 
 NETWORK_ID = "inception-2015-12-05"
@@ -119,7 +124,8 @@ _FUSED_CONV_RELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mk
 
 def _conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """ReLU(conv(x)); every convolution of the network is followed by (folded) batch norm and a ReLU."""
-    if _FUSED_CONV_RELU and x.device.type == "cpu" and x.dtype == torch.float32:
+    # ONNX has no oneDNN op: the export writes Conv + Relu, which ONNX Runtime fuses on its own.
+    if _FUSED_CONV_RELU and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.onnx.is_in_onnx_export():
         return torch.ops.mkldnn._convolution_pointwise(
             x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups, "relu", [], ""
         )
@@ -255,8 +261,9 @@ class InceptionV3(nn.Module):
     features. ``logits`` is there only when the weights came with the classification layer.
     """
 
-    def __init__(self, state: Dict[str, torch.Tensor]):
+    def __init__(self, state: Dict[str, torch.Tensor], source: Optional[str] = None):
         super().__init__()
+        self.source = source  # the weights file, so the same weights can be run by ONNX Runtime
         s = state
         self.stem = nn.ModuleList(
             [
@@ -337,7 +344,7 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=2)
 def _load(path: str) -> InceptionV3:
-    net = InceptionV3(load_torchscript_state(path)).eval()
+    net = InceptionV3(load_torchscript_state(path), source=path).eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net.to(memory_format=torch.channels_last)
@@ -346,6 +353,90 @@ def _load(path: str) -> InceptionV3:
 def load_inception(path: Optional[str] = None, download: bool = True) -> InceptionV3:
     """The eager network for the resolved weights file (built once per process)."""
     return _load(str(resolve_weights(path, download=download).resolve()))
+
+
+# Bumped whenever the exported graph would change for the same weights, so an older export is not reused.
+_ONNX_EXPORT_VERSION = 1
+
+
+def onnx_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+@functools.lru_cache(maxsize=4)
+def _weights_hash(path: str, size: int, mtime_ns: int) -> str:
+    # size and mtime are part of the key so a file replaced in place is hashed again.
+    return sha256_of(Path(path))[:16]
+
+
+def onnx_export_path(weights: Path) -> Path:
+    """Where the ONNX export of ``weights`` lives: named by the weights' hash, never shared by two files."""
+    st = weights.stat()
+    digest = _weights_hash(str(weights), st.st_size, st.st_mtime_ns)
+    return cache_dir() / "onnx" / f"{NETWORK_ID}_{digest}_v{_ONNX_EXPORT_VERSION}.onnx"
+
+
+def export_onnx(network: InceptionV3, target: Path) -> Path:
+    """Write ``network``'s feature graph to ``target``: input (B, 3, 299, 299) float32, any B."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # the TorchScript-based exporter announces its deprecation
+            torch.onnx.export(
+                network,
+                (torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE),),
+                tmp,
+                input_names=["images"],
+                output_names=["features"],
+                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,  # the graph is static; the dynamo exporter would also need onnxscript
+            )
+        os.replace(tmp, target)  # atomic: another process never reads half a file
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return target
+
+
+class OnnxInception:
+    """The folded network in ONNX Runtime: float (B, 3, 299, 299) preprocessed -> (B, 2048) features,
+    called like :class:`InceptionV3` (CPU tensors in, CPU tensors out)."""
+
+    def __init__(self, model: Path, threads: int):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads  # the same CPU budget torch was given
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.model = model
+        self.session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        images = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        return torch.from_numpy(self.session.run(None, {"images": images})[0])
+
+
+@functools.lru_cache(maxsize=2)
+def _load_onnx(path: str, threads: int) -> OnnxInception:
+    target = onnx_export_path(Path(path))
+    if not target.is_file():
+        try:
+            export_onnx(_load(path), target)
+        except OSError as e:
+            raise UserError(f"cannot write the ONNX export of the Inception network to {target.parent} ({e}); "
+                            "set GANFORGE_CACHE to a writable folder, or use backend='torch'") from None
+    return OnnxInception(target, threads)
+
+
+def load_onnx_inception(path: Optional[str] = None, download: bool = True) -> OnnxInception:
+    """The network for the resolved weights file in ONNX Runtime, on as many threads as torch uses
+    (exported on first use, then read from the cache)."""
+    if not onnx_available():
+        raise UserError("the onnx backend needs ONNX Runtime: run `pip install onnxruntime onnx`, or use backend='torch'")
+    return _load_onnx(str(resolve_weights(path, download=download).resolve()), torch.get_num_threads())
 
 
 def inception_score(logits: torch.Tensor, splits: int = 10):
