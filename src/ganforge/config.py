@@ -45,6 +45,9 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
     "sample": {"every": 500, "n": 64},
     "eval": {"every": 500, "n": 2500, "metrics": "auto"},
     "checkpoint": {"every": 1000, "keep": 3},
+    # a non-finite loss rolls the run back to its last checkpoint and retries with every learning rate
+    # multiplied by lr_factor; after `retries` such roll-backs the run stops
+    "divergence": {"retries": 3, "lr_factor": 0.5},
 }
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")

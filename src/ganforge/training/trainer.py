@@ -6,9 +6,12 @@ gradients, run the model's step, backpropagate its "loss", step the optimiser an
 after it (weight clipping). Then the schedules and the EMA advance one generator step.
 
 Losses stay on the device and are summed there; the host reads them only every `log.every` steps.
+Once per iteration the host asks one question: were all of this step's losses finite? If not, the run
+rolls back to its last checkpoint (or its starting state) and retries with lower learning rates.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -80,12 +83,17 @@ class Trainer:
         self.step, self.elapsed = 0, 0.0
         self.best: Optional[tuple] = None  # (cfd, step)
         self.last_eval: Dict = {}
+        self.lr_scale, self.divergences = 1.0, 0  # learning rates relative to the config's, roll-backs so far
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         if resume:
             self._resume()
         else:
             self.metrics.path.write_text("")
         (self.out / "config.yaml").write_text(config_mod.dump(cfg))
+        # Where a divergence before the first checkpoint rolls back to. Kept in memory rather than written
+        # as a step-0 checkpoint: a run folder then holds only states training reached, and `--out`
+        # stays free for a new run until the first real checkpoint.
+        self._start_state = None if checkpoint.list_checkpoints(self.out / "checkpoints") else self.snapshot()
 
     # --- set-up ---------------------------------------------------------------------------------
     def _prepare_out_dir(self) -> None:
@@ -129,7 +137,12 @@ class Trainer:
             while self.step < cfg.steps:
                 if budget is not None and time.monotonic() - t_start >= budget:
                     break
-                images_seen += self._iteration(running)
+                drawn, finite = self._iteration(running)
+                if not bool(finite):  # the one per-step host sync
+                    self._roll_back()
+                    running, images_seen, t_log, n_logged = {}, 0, time.monotonic(), 0
+                    continue
+                images_seen += drawn
                 self.step += 1
                 n_logged += 1
                 self.elapsed = elapsed_before + time.monotonic() - t_start
@@ -143,9 +156,10 @@ class Trainer:
         finally:
             progress.close()
 
-    def _iteration(self, running: Dict[str, torch.Tensor]) -> int:
+    def _iteration(self, running: Dict[str, torch.Tensor]) -> tuple:
+        """One generator step with its discriminator steps -> (images drawn, a 0-dim bool tensor: all losses finite)."""
         ctx = StepContext(step=self.step)
-        batch, drawn = None, 0
+        batch, drawn, losses = None, 0, []
         for phase in self.phases:
             opt = self.optimizers[phase.name]
             frozen = [p for g in phase.frozen for net in self.groups[g] for p in net.parameters()]
@@ -159,6 +173,7 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 out = self.model.step(phase.name, batch, ctx)
                 out["loss"].backward()
+                losses.append(out["loss"].detach().reshape(-1))
                 opt.step()
                 self.model.after_step(phase.name)
                 for k, v in out.items():
@@ -171,7 +186,47 @@ class Trainer:
             sched.step()
         if self.ema is not None:
             self.ema.update({n: getattr(self.model, n) for n in self.model.ema_nets}, self.step)
-        return drawn
+        finite = torch.isfinite(torch.cat(losses)).all()
+        if self._checkpoint_due(self.step + 1):  # a checkpoint must hold finite weights: check them too
+            finite = finite & self._weights_finite()
+        return drawn, finite
+
+    def _checkpoint_due(self, step: int) -> bool:
+        every = self.cfg.checkpoint.every
+        return step >= self.cfg.steps or bool(every and step % every == 0)
+
+    def _weights_finite(self) -> torch.Tensor:
+        params = [p for name in self.groups_all_nets() for p in getattr(self.model, name).parameters()]
+        return torch.stack([torch.isfinite(p).all() for p in params]).all() if params else torch.tensor(True)
+
+    def _roll_back(self) -> None:
+        """Back to the newest checkpoint (or the starting state), with every learning rate times lr_factor."""
+        div, failed = self.cfg.divergence, self.step + 1
+        if self.divergences >= div.retries:
+            raise UserError(
+                f"training diverged at step {failed} (a non-finite loss or weight) after {self.divergences} roll-backs "
+                f"with lower learning rates; lower optim.*.lr or raise divergence.retries"
+            )
+        self.divergences += 1
+        scale = self.lr_scale * div.lr_factor
+        found = checkpoint.list_checkpoints(self.out / "checkpoints")
+        if found:
+            tensors, meta = checkpoint.load(str(found[-1][1]), device=str(self.device))
+        else:
+            tensors, meta = self._start_state
+        load_run_state(self, tensors, meta)
+        ratio, self.lr_scale = scale / self.lr_scale, scale  # the state just loaded ran at its own lr_scale
+        for name, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] *= ratio
+                group["initial_lr"] *= ratio
+            sched = self.schedulers[name]
+            sched.base_lrs = [g["initial_lr"] for g in opt.param_groups]
+            sched._last_lr = [g["lr"] for g in opt.param_groups]
+        self.metrics.truncate_after(self.step)
+        log.warning("step %d: non-finite loss or weight; rolled back to step %d with every learning rate x%g "
+                    "(now x%g of the config's; retry %d of %d)", failed, self.step, div.lr_factor, scale,
+                    self.divergences, div.retries)
 
     def _periodic(self) -> None:
         cfg, step = self.cfg, self.step
@@ -277,8 +332,8 @@ class Trainer:
         """Names of the model's networks (G, D, F, D_X, ...), all saved in checkpoints."""
         return [name for name, m in self.model.named_children() if isinstance(m, nn.Module) and name != "augment"]
 
-    def save_checkpoint(self) -> Path:
-        tensors, meta = self.state_tensors()
+    def run_meta(self, meta: Dict) -> Dict:
+        """state_tensors' meta with everything else a checkpoint records."""
         meta.update({
             "model": self.cfg.model,
             "config": self.cfg.to_dict(),
@@ -287,7 +342,20 @@ class Trainer:
             "elapsed": self.elapsed,
             "best": list(self.best) if self.best else None,
             "metrics": {k: v for k, v in self.last_eval.items() if k != "kind"},
+            "lr_scale": self.lr_scale,
         })
+        return meta
+
+    def snapshot(self) -> tuple:
+        """(tensors, meta) of the current state, copied, in the form load_run_state takes."""
+        tensors, meta = self.state_tensors()
+        meta = copy.deepcopy(self.run_meta(meta))
+        meta["step"] = self.step
+        return {k: v.detach().clone() for k, v in tensors.items()}, meta
+
+    def save_checkpoint(self) -> Path:
+        tensors, meta = self.state_tensors()
+        meta = self.run_meta(meta)
         try:
             path = checkpoint.save(self.out / "checkpoints", self.step, tensors, meta)
         except OSError as e:
@@ -324,6 +392,8 @@ def load_run_state(trainer: Trainer, tensors: Dict[str, torch.Tensor], meta: Dic
     for name, opt in trainer.optimizers.items():
         opt.load_state_dict(checkpoint.join_optimizer_state(f"optim.{name}", tensors, meta["optimizers"][name]))
         trainer.schedulers[name].last_epoch = meta["schedulers"][name]
+        # the schedule restarts from the stored base rates (lowered, if the run rolled back from a divergence)
+        trainer.schedulers[name].base_lrs = [g["initial_lr"] for g in opt.param_groups]
         trainer.schedulers[name]._last_lr = [g["lr"] for g in opt.param_groups]
     torch.set_rng_state(tensors["rng.torch"].cpu())
     if "rng.cuda" in tensors and trainer.device.type == "cuda":
@@ -331,4 +401,5 @@ def load_run_state(trainer: Trainer, tensors: Dict[str, torch.Tensor], meta: Dic
     trainer.sampler.load_state_dict(meta["sampler"])
     trainer.step, trainer.elapsed = meta["step"], meta.get("elapsed", 0.0)
     trainer.best = tuple(meta["best"]) if meta.get("best") else None
+    trainer.lr_scale = meta.get("lr_scale", 1.0)
     trainer.last_eval = dict(meta.get("metrics") or {})
