@@ -91,10 +91,10 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<24} {r['wall']:6.2f} img/s wall   {r['cpu']:6.2f} img per CPU-second   "
               f"x{r['wall'] / base['wall']:.2f} wall, x{r['cpu'] / base['cpu']:.2f} CPU vs baseline")
-    eager_rate = results["eager (ganforge)"]["wall"]
-    projected = results["eager (ganforge)"]["cpu"] * args.threads
-    print(f"target {TARGET:.0f} img/s: {'met' if eager_rate >= TARGET else 'not met'} in wall time "
-          f"({eager_rate:.1f}); CPU-time rate x {args.threads} threads = {projected:.1f} img/s on idle cores")
+    fastest = max((name for name in results if name != "torchscript (baseline)"), key=lambda k: results[k]["wall"])
+    rate, projected = results[fastest]["wall"], results[fastest]["cpu"] * args.threads
+    print(f"target {TARGET:.0f} img/s ({fastest}): {'met' if rate >= TARGET else 'not met'} in wall time "
+          f"({rate:.1f}); CPU-time rate x {args.threads} threads = {projected:.1f} img/s on idle cores")
 
     if "onnxruntime" in results:
         ort, eager_r = results["onnxruntime"], results["eager (ganforge)"]
