@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -26,7 +27,7 @@ from ganforge.data.sampler import BatchSampler
 from ganforge.errors import UserError
 from ganforge.imaging.grid import save_grid
 from ganforge.models import GANModel, StepContext, get_model
-from ganforge.training import checkpoint
+from ganforge.training import checkpoint, distributed
 from ganforge.training.ema import EMA
 from ganforge.training.report import MetricsLog, Progress, plot_losses
 
@@ -64,6 +65,9 @@ class Trainer:
                  data: Optional[ImageData] = None):
         self.cfg, self.out, self.show_progress = cfg, Path(out), progress
         self.device = pick_device(cfg.device)
+        self.ranks = distributed.from_env(self.device.type)
+        if self.ranks.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.ranks.local_rank)
         model_cls = get_model(cfg.model)
         self._prepare_out_dir()
         torch.manual_seed(cfg.seed)
@@ -79,7 +83,12 @@ class Trainer:
         }
         self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for name, opt in self.optimizers.items()}
         self.ema = EMA({n: getattr(self.model, n) for n in self.model.ema_nets}, cfg.ema.beta, cfg.ema.start) if cfg.ema.beta > 0 else None
-        self.sampler = BatchSampler(self.data, cfg.batch_size, cfg.seed, self.device)
+        if self.ranks.active:
+            distributed.broadcast_parameters(self.all_nets())
+            torch.manual_seed(distributed.rank_seed(cfg.seed, self.ranks.rank))
+            self.sampler = distributed.ShardedSampler(self.data, cfg.batch_size, cfg.seed, self.device, self.ranks)
+        else:
+            self.sampler = BatchSampler(self.data, cfg.batch_size, cfg.seed, self.device)
         self.step, self.elapsed = 0, 0.0
         self.best: Optional[tuple] = None  # (cfd, step)
         self.last_eval: Dict = {}
@@ -87,9 +96,10 @@ class Trainer:
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         if resume:
             self._resume()
-        else:
+        elif self.ranks.main:
             self.metrics.path.write_text("")
-        (self.out / "config.yaml").write_text(config_mod.dump(cfg))
+        if self.ranks.main:
+            (self.out / "config.yaml").write_text(config_mod.dump(cfg))
         # Where a divergence before the first checkpoint rolls back to. Kept in memory rather than written
         # as a step-0 checkpoint: a run folder then holds only states training reached, and `--out`
         # stays free for a new run until the first real checkpoint.
@@ -100,7 +110,7 @@ class Trainer:
         try:
             (self.out / "samples").mkdir(parents=True, exist_ok=True)
             (self.out / "checkpoints").mkdir(exist_ok=True)
-            probe = self.out / ".write-test"
+            probe = self.out / f".write-test-{os.getpid()}"  # one per process: ranks probe at once
             probe.write_text("")
             probe.unlink()
         except OSError as e:
@@ -117,7 +127,7 @@ class Trainer:
     def fit(self) -> Dict:
         cfg = self.cfg
         budget = cfg.minutes * 60 if cfg.minutes else None
-        progress = Progress(cfg.steps, self.step, cfg.minutes, enabled=self.show_progress)
+        progress = Progress(cfg.steps, self.step, cfg.minutes, enabled=self.show_progress and self.ranks.main)
         t_start, elapsed_before = time.monotonic(), self.elapsed
         self.model.train()
         threads_before = torch.get_num_threads()
@@ -146,7 +156,7 @@ class Trainer:
                 self.step += 1
                 n_logged += 1
                 self.elapsed = elapsed_before + time.monotonic() - t_start
-                if cfg.log.every and self.step % cfg.log.every == 0:
+                if cfg.log.every and self.step % cfg.log.every == 0 and self.ranks.main:
                     rate = images_seen / max(1e-9, time.monotonic() - t_log)
                     logs = {k: float(v) / n_logged for k, v in running.items()}  # the one host sync
                     self.metrics.write({"kind": "train", "step": self.step, "time": round(self.elapsed, 2), "img_per_s": round(rate, 1), **logs})
@@ -174,6 +184,8 @@ class Trainer:
                 out = self.model.step(phase.name, batch, ctx)
                 out["loss"].backward()
                 losses.append(out["loss"].detach().reshape(-1))
+                if self.ranks.active:
+                    distributed.average_gradients((p for g in opt.param_groups for p in g["params"]), self.ranks.world)
                 opt.step()
                 self.model.after_step(phase.name)
                 for k, v in out.items():
@@ -189,6 +201,9 @@ class Trainer:
         finite = torch.isfinite(torch.cat(losses)).all()
         if self._checkpoint_due(self.step + 1):  # a checkpoint must hold finite weights: check them too
             finite = finite & self._weights_finite()
+        if self.ranks.active:
+            distributed.broadcast_buffers(self.all_nets())
+            finite = distributed.all_true(finite)  # every rank rolls back together
         return drawn, finite
 
     def _checkpoint_due(self, step: int) -> bool:
@@ -196,7 +211,7 @@ class Trainer:
         return step >= self.cfg.steps or bool(every and step % every == 0)
 
     def _weights_finite(self) -> torch.Tensor:
-        params = [p for name in self.groups_all_nets() for p in getattr(self.model, name).parameters()]
+        params = [p for net in self.all_nets() for p in net.parameters()]
         return torch.stack([torch.isfinite(p).all() for p in params]).all() if params else torch.tensor(True)
 
     def _roll_back(self) -> None:
@@ -223,27 +238,29 @@ class Trainer:
             sched = self.schedulers[name]
             sched.base_lrs = [g["initial_lr"] for g in opt.param_groups]
             sched._last_lr = [g["lr"] for g in opt.param_groups]
-        self.metrics.truncate_after(self.step)
+        if self.ranks.main:
+            self.metrics.truncate_after(self.step)
         log.warning("step %d: non-finite loss or weight; rolled back to step %d with every learning rate x%g "
                     "(now x%g of the config's; retry %d of %d)", failed, self.step, div.lr_factor, scale,
                     self.divergences, div.retries)
 
     def _periodic(self) -> None:
         cfg, step = self.cfg, self.step
-        if cfg.sample.every and step % cfg.sample.every == 0:
+        if cfg.sample.every and step % cfg.sample.every == 0 and self.ranks.main:
             self.save_samples()
-        if cfg.eval.every and step % cfg.eval.every == 0:
+        if cfg.eval.every and step % cfg.eval.every == 0 and self.ranks.main:
             self.evaluate()
         if cfg.checkpoint.every and step % cfg.checkpoint.every == 0:
             self.save_checkpoint()
 
     def finish(self) -> Dict:
-        if not self.last_eval or self.last_eval.get("step") != self.step:
+        if self.ranks.main and (not self.last_eval or self.last_eval.get("step") != self.step):
             self.evaluate()
-        if not (self.out / "samples" / f"step_{self.step:06d}.png").exists():
+        if self.ranks.main and not (self.out / "samples" / f"step_{self.step:06d}.png").exists():
             self.save_samples()
         path = self.save_checkpoint()
-        plot_losses(self.metrics.read(), self.out / "losses.png")
+        if self.ranks.main:
+            plot_losses(self.metrics.read(), self.out / "losses.png")
         return {
             "step": self.step,
             "minutes": self.elapsed / 60,
@@ -324,6 +341,8 @@ class Trainer:
             meta["optimizers"][name] = m
             meta["schedulers"][name] = self.schedulers[name].last_epoch
         tensors["rng.torch"] = torch.get_rng_state()
+        if self.ranks.active:  # every rank's stream, so that a resumed run draws what it would have
+            tensors.update({f"rng.torch.rank{r}": state for r, state in enumerate(distributed.gather_rng(self.device))})
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         return tensors, meta
@@ -331,6 +350,9 @@ class Trainer:
     def groups_all_nets(self) -> List[str]:
         """Names of the model's networks (G, D, F, D_X, ...), all saved in checkpoints."""
         return [name for name, m in self.model.named_children() if isinstance(m, nn.Module) and name != "augment"]
+
+    def all_nets(self) -> List[nn.Module]:
+        return [getattr(self.model, name) for name in self.groups_all_nets()]
 
     def run_meta(self, meta: Dict) -> Dict:
         """state_tensors' meta with everything else a checkpoint records."""
@@ -356,11 +378,20 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         tensors, meta = self.state_tensors()
         meta = self.run_meta(meta)
-        try:
-            path = checkpoint.save(self.out / "checkpoints", self.step, tensors, meta)
-        except OSError as e:
-            raise UserError(f"could not write a checkpoint to {self.out / 'checkpoints'}: {e.strerror or e}; the previous checkpoint is intact") from None
-        checkpoint.prune(self.out / "checkpoints", self.cfg.checkpoint.keep, protect=self.best[1] if self.best else None)
+        folder = self.out / "checkpoints"
+        path, error = folder / f"step_{self.step:06d}.json", None
+        if self.ranks.main:
+            try:
+                path = checkpoint.save(folder, self.step, tensors, meta)
+            except OSError as e:
+                error = e.strerror or str(e)
+        # the other ranks wait for the write (a roll-back may read it) and learn whether it failed
+        if self.ranks.active and not bool(distributed.all_true(torch.tensor(error is None, device=self.device))):
+            error = error or "it failed on rank 0"
+        if error:
+            raise UserError(f"could not write a checkpoint to {folder}: {error}; the previous checkpoint is intact")
+        if self.ranks.main:
+            checkpoint.prune(folder, self.cfg.checkpoint.keep, protect=self.best[1] if self.best else None)
         return path
 
     def _resume(self) -> None:
@@ -371,7 +402,8 @@ class Trainer:
         if meta["model"] != self.cfg.model:
             raise UserError(f"--resume: '{self.out}' holds a {meta['model']} run, not {self.cfg.model}")
         load_run_state(self, tensors, meta)
-        self.metrics.truncate_after(self.step)
+        if self.ranks.main:
+            self.metrics.truncate_after(self.step)
 
 
 def load_run_state(trainer: Trainer, tensors: Dict[str, torch.Tensor], meta: Dict) -> None:
@@ -395,7 +427,7 @@ def load_run_state(trainer: Trainer, tensors: Dict[str, torch.Tensor], meta: Dic
         # the schedule restarts from the stored base rates (lowered, if the run rolled back from a divergence)
         trainer.schedulers[name].base_lrs = [g["initial_lr"] for g in opt.param_groups]
         trainer.schedulers[name]._last_lr = [g["lr"] for g in opt.param_groups]
-    torch.set_rng_state(tensors["rng.torch"].cpu())
+    torch.set_rng_state(tensors.get(f"rng.torch.rank{trainer.ranks.rank}", tensors["rng.torch"]).cpu())
     if "rng.cuda" in tensors and trainer.device.type == "cuda":
         torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), trainer.device)
     trainer.sampler.load_state_dict(meta["sampler"])

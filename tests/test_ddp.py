@@ -1,0 +1,84 @@
+"""Two processes, one run (gloo on the CPU): the ranks see different data, agree on every weight after every
+step, and only rank 0 writes; a run killed under DDP resumes under DDP."""
+import json
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ganforge import api
+from ganforge.training import checkpoint
+from ganforge.training.trainer import Trainer
+
+from conftest import FAST, digits, small
+
+WORLD = 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker(rank: int, port: int, out: str, steps: int, resume: bool) -> None:
+    """One rank: train `steps` steps, saving D's and G's weights after each step and the batches it drew."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        cfg = api.resolve_config("dcgan", sets=[*FAST, *small("dcgan"), "checkpoint.every=2"], out=out, steps=steps,
+                                 batch_size=4, resume=resume)
+        trainer = Trainer(cfg, out, resume=resume, progress=False, data=digits())
+        weights, batches = [], []
+        next_batch = trainer.sampler.next
+
+        def drawing():
+            batch = next_batch()
+            batches.append(batch["image"].clone())
+            return batch
+
+        iteration = trainer._iteration
+
+        def recording(running):  # every weight and buffer as the step ends
+            result = iteration(running)
+            weights.append([t.clone() for net in trainer.all_nets() for t in net.state_dict().values()])
+            return result
+
+        trainer.sampler.next, trainer._iteration = drawing, recording
+        trainer.fit()
+        torch.save({"weights": weights, "batches": batches, "step": trainer.step}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def spawn(out, steps, resume=False):
+    mp.spawn(worker, args=(free_port(), str(out), steps, resume), nprocs=WORLD, join=True)
+    return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
+
+
+def test_two_ranks_agree_after_every_step_and_only_rank_0_writes(tmp_path):
+    r0, r1 = spawn(tmp_path, steps=3)
+    assert r0["step"] == r1["step"] == 3 and len(r0["weights"]) == len(r1["weights"]) == 3
+    for step, (a, b) in enumerate(zip(r0["weights"], r1["weights"])):
+        assert all(torch.equal(x, y) for x, y in zip(a, b)), f"the ranks' weights differ after step {step + 1}"
+    assert not all(torch.equal(x, y) for x, y in zip(r0["weights"][0], r0["weights"][-1]))  # and they trained
+    # each rank drew its own half of the global batch: different images, batch_size each
+    assert r0["batches"][0].shape[0] == r1["batches"][0].shape[0] == 4
+    assert not torch.equal(r0["batches"][0], r1["batches"][0])
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3]  # logged once, by rank 0
+    assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "checkpoints")] == [2, 3]
+    tensors, _ = checkpoint.load(str(tmp_path))
+    assert {"rng.torch.rank0", "rng.torch.rank1"} <= set(tensors)
+
+
+@pytest.mark.slow  # two more pairs of process start-ups
+def test_resume_under_ddp_continues_the_run(tmp_path):
+    spawn(tmp_path, steps=2)
+    r0, r1 = spawn(tmp_path, steps=4, resume=True)
+    assert r0["step"] == r1["step"] == 4 and len(r0["weights"]) == 2
+    assert all(torch.equal(x, y) for x, y in zip(r0["weights"][-1], r1["weights"][-1]))
+    assert checkpoint.list_checkpoints(tmp_path / "checkpoints")[-1][0] == 4
