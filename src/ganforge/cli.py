@@ -106,6 +106,8 @@ def cmd_train(args) -> int:
     summary = api.train(args.model, data=args.data, out=args.out, steps=args.steps, minutes=args.minutes,
                         batch_size=args.batch_size, seed=args.seed, device=args.device, config=args.config,
                         set=args.set, resume=args.resume, progress=not args.quiet)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return 0
     print(f"trained {args.model} for {summary['step']} steps in {summary['minutes']:.1f} min -> {summary['out']}")
     print(f"  samples:    {summary['samples']}")
     print(f"  losses:     {summary['losses']}")

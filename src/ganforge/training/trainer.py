@@ -145,7 +145,7 @@ class Trainer:
         images_seen, t_log, n_logged = 0, time.monotonic(), 0
         try:
             while self.step < cfg.steps:
-                if budget is not None and time.monotonic() - t_start >= budget:
+                if budget is not None and self._out_of_time(time.monotonic() - t_start >= budget):
                     break
                 drawn, finite = self._iteration(running)
                 if not bool(finite):  # the one per-step host sync
@@ -165,6 +165,12 @@ class Trainer:
                 self._periodic()
         finally:
             progress.close()
+
+    def _out_of_time(self, over: bool) -> bool:
+        """Whether the time budget is spent; under DDP, as soon as it is on any rank (all stop at one step)."""
+        if not self.ranks.active:
+            return over
+        return not bool(distributed.all_true(torch.tensor(not over, device=self.device)))
 
     def _iteration(self, running: Dict[str, torch.Tensor]) -> tuple:
         """One generator step with its discriminator steps -> (images drawn, a 0-dim bool tensor: all losses finite)."""
