@@ -131,6 +131,7 @@ def test_killed_runs_sample_and_resume(tmp_path, digits_npz):
     assert checkpoint.list_checkpoints(out / "checkpoints")[-1][0] == final
     assert train_steps(out) == list(range(1, final + 1))  # every step logged once across the kills
     assert reached == sorted(reached)
+    assert not list((out / "checkpoints").glob("*.tmp"))  # files of writes cut short are cleared
 
 
 # --- a checkpoint that cannot be written ----------------------------------------------------------------
@@ -171,3 +172,12 @@ def test_checkpoints_folder_replaced_by_a_file_mid_run_is_one_line(tmp_path, dig
     assert lines[0].startswith("ganforge: error: could not write a checkpoint") and "previous checkpoint is intact" in lines[0]
     tensors, meta = checkpoint.load(str(moved))
     assert meta["step"] >= 1 and api.load(moved).sample(2).shape == (2, 1, 28, 28)
+
+
+def test_prune_clears_what_a_killed_write_left(tmp_path):
+    for step in (1, 2):
+        checkpoint.save(tmp_path, step, {"w": torch.zeros(1)}, {"model": "x"})
+    partial = tmp_path / ".step_000003.safetensors.k1l2.tmp"
+    partial.write_bytes(b"cut short")
+    checkpoint.prune(tmp_path, keep=3)
+    assert not partial.exists() and [s for s, _ in checkpoint.list_checkpoints(tmp_path)] == [1, 2]

@@ -148,7 +148,9 @@ def load(path: str, device: str = "cpu") -> Tuple[Dict[str, torch.Tensor], Dict[
 
 
 def prune(directory: Path, keep: int, protect: Optional[int] = None) -> None:
-    """Keep the newest `keep` checkpoints (and `protect`, the best one)."""
+    """Keep the newest `keep` checkpoints (and `protect`, the best one); drop what killed writes left behind."""
+    for partial in Path(directory).glob(".step_*.tmp"):  # only the one writing process calls this, after its write
+        partial.unlink(missing_ok=True)
     found = list_checkpoints(directory)
     for step, sidecar in found[: max(0, len(found) - keep)]:
         if step == protect:

@@ -246,9 +246,9 @@ class Trainer:
             sched._last_lr = [g["lr"] for g in opt.param_groups]
         if self.ranks.main:
             self.metrics.truncate_after(self.step)
-        log.warning("step %d: non-finite loss or weight; rolled back to step %d with every learning rate x%g "
-                    "(now x%g of the config's; retry %d of %d)", failed, self.step, div.lr_factor, scale,
-                    self.divergences, div.retries)
+            log.warning("step %d: non-finite loss or weight; rolled back to step %d with every learning rate x%g "
+                        "(now x%g of the config's; retry %d of %d)", failed, self.step, div.lr_factor, scale,
+                        self.divergences, div.retries)
 
     def _periodic(self) -> None:
         cfg, step = self.cfg, self.step
