@@ -24,7 +24,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
+# the demo starts afresh in its own folder each time (a second `make demo` would otherwise meet the first run)
 demo: setup
+	rm -rf runs/demo
 	$(VENV)/bin/ganforge train dcgan --data mnist5k --minutes 3 --out runs/demo
 
 test: setup-dev
