@@ -242,3 +242,20 @@ def test_reference_fid_between_stratified_halves_of_mnist5k(clean_env, mnist):
     result = evaluate_images(a, b, metrics=("fid",))
     assert result["n"] == 2500
     assert result["fid"] == pytest.approx(4.8, abs=0.5)
+
+
+def test_fid_and_kid_during_training(tmp_path):
+    """`--set eval.metrics=fid,kid` scores the run's samples in Inception space and logs N, seed and network."""
+    import json
+    import math
+
+    import ganforge
+
+    out = tmp_path / "run"
+    ganforge.train("dcgan", out=str(out), steps=2, batch_size=8, progress=False,
+                   set=["eval.metrics=fid,kid", "eval.n=16", "eval.every=0", "sample.every=0", "log.every=1"])
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    final = [r for r in records if r.get("kind") == "eval"][-1]
+    assert final["n"] == 16 and final["network"] == "inception-2015-12-05"
+    assert math.isfinite(final["fid"]) and final["fid"] > 0  # 2 steps of training are far from digits
+    assert math.isfinite(final["kid"])

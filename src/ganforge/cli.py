@@ -114,10 +114,12 @@ def cmd_train(args) -> int:
     print(f"  checkpoint: {summary['checkpoint']}")
     m = summary["metrics"]
     if m:
-        figures = [f"{k}={v}" for k, v in m.items() if isinstance(v, (int, float)) and k not in ("n", "coverage_min", "coverage_max")]
+        bookkeeping = ("n", "n_real", "seed", "coverage_min", "coverage_max")
+        figures = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()
+                   if isinstance(v, (int, float)) and k not in bookkeeping]
         if "coverage_min" in m:
             figures.append(f"digit share {100 * m['coverage_min']:.1f}-{100 * m['coverage_max']:.1f}%")
-        print(f"  quality (n={m.get('n')} samples vs held-out data): " + ", ".join(figures))
+        print(f"  quality (n={m.get('n')} samples, seed {m.get('seed', args.seed or 0)}): " + ", ".join(figures))
     return 0
 
 
