@@ -118,11 +118,8 @@ class Generator:
             label_tensor = torch.tensor([idx[i % len(idx)] for i in range(n)], device=self.device)
         elif self.model.needs == "labels":
             label_tensor = torch.arange(n, device=self.device) % len(self.classes)
-        g = torch.Generator(device=self.device).manual_seed(seed)
-        out = [self.model.sample(min(batch, n - i), None if label_tensor is None else label_tensor[i : i + batch], generator=g).cpu()
-               for i in range(0, n, batch)]
         self.last_labels = None if label_tensor is None else label_tensor.cpu()
-        return torch.cat(out)
+        return self.model.sample_seeded(n, seed, self.device, label_tensor, batch=batch)
 
     def to_native_uint8(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C) at the dataset's native size (28 for MNIST)."""

@@ -105,6 +105,14 @@ class GANModel(nn.Module):
         """Quality figures of the translations of held-out data (an ImageData); {} when none apply."""
         return {}
 
+    @torch.no_grad()
+    def sample_seeded(self, n: int, seed: int, device, labels: Optional[Tensor] = None,
+                      nets: Optional[Dict[str, nn.Module]] = None, batch: int = 500) -> Tensor:
+        """n samples on the CPU from noise seeded with `seed` (never the global RNG), `batch` at a time."""
+        g = torch.Generator(device=device).manual_seed(seed)
+        return torch.cat([self.sample(min(batch, n - i), None if labels is None else labels[i : i + batch], generator=g, nets=nets).cpu()
+                          for i in range(0, n, batch)])
+
     # --- shared pieces for the image-generating families ------------------------------------
     @property
     def z_dim(self) -> int:

@@ -82,7 +82,10 @@ class Trainer:
             for name, nets in self.groups.items()
         }
         self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for name, opt in self.optimizers.items()}
-        self.ema = EMA({n: getattr(self.model, n) for n in self.model.ema_nets}, cfg.ema.beta, cfg.ema.start) if cfg.ema.beta > 0 else None
+        # fixed after set-up, so worked out once rather than every step
+        self.frozen = [[p for g in ph.frozen for net in self.groups[g] for p in net.parameters()] for ph in self.phases]
+        self.ema_live = {n: getattr(self.model, n) for n in self.model.ema_nets}
+        self.ema = EMA(self.ema_live, cfg.ema.beta, cfg.ema.start) if cfg.ema.beta > 0 else None
         if self.ranks.active:
             distributed.broadcast_parameters(self.all_nets())
             torch.manual_seed(distributed.rank_seed(cfg.seed, self.ranks.rank))
@@ -158,7 +161,7 @@ class Trainer:
                 self.elapsed = elapsed_before + time.monotonic() - t_start
                 if cfg.log.every and self.step % cfg.log.every == 0 and self.ranks.main:
                     rate = images_seen / max(1e-9, time.monotonic() - t_log)
-                    logs = {k: float(v) / n_logged for k, v in running.items()}  # the one host sync
+                    logs = {k: float(v) / n_logged for k, v in running.items()}  # read the losses every log.every steps
                     self.metrics.write({"kind": "train", "step": self.step, "time": round(self.elapsed, 2), "img_per_s": round(rate, 1), **logs})
                     progress.update(self.step, {k[: -len("/loss")]: v for k, v in logs.items() if k.endswith("/loss")}, rate)
                     running, images_seen, t_log, n_logged = {}, 0, time.monotonic(), 0
@@ -176,9 +179,8 @@ class Trainer:
         """One generator step with its discriminator steps -> (images drawn, a 0-dim bool tensor: all losses finite)."""
         ctx = StepContext(step=self.step)
         batch, drawn, losses = None, 0, []
-        for phase in self.phases:
+        for phase, frozen in zip(self.phases, self.frozen):
             opt = self.optimizers[phase.name]
-            frozen = [p for g in phase.frozen for net in self.groups[g] for p in net.parameters()]
             for p in frozen:
                 p.requires_grad_(False)
             for r in range(phase.repeat):
@@ -203,7 +205,7 @@ class Trainer:
         for sched in self.schedulers.values():
             sched.step()
         if self.ema is not None:
-            self.ema.update({n: getattr(self.model, n) for n in self.model.ema_nets}, self.step)
+            self.ema.update(self.ema_live, self.step)
         finite = torch.isfinite(torch.cat(losses)).all()
         if self._checkpoint_due(self.step + 1):  # a checkpoint must hold finite weights: check them too
             finite = finite & self._weights_finite()
@@ -283,19 +285,16 @@ class Trainer:
     @torch.no_grad()
     def sample(self, n: int, seed: int, labels: Optional[torch.Tensor] = None, batch: int = 500) -> torch.Tensor:
         """Samples from fixed noise (their own generator: sampling never disturbs the training RNG)."""
-        g = torch.Generator(device=self.device).manual_seed(seed)
         nets = self.sampling_nets()
         live = [m for m in (nets or {"G": self.model.G}).values()]
         modes = [m.training for m in live]
         for m in live:
             m.eval()
         try:
-            out = [self.model.sample(min(batch, n - i), None if labels is None else labels[i : i + batch], generator=g, nets=nets).cpu()
-                   for i in range(0, n, batch)]
+            return self.model.sample_seeded(n, seed, self.device, labels, nets=nets, batch=batch)
         finally:
             for m, mode in zip(live, modes):
                 m.train(mode)
-        return torch.cat(out)
 
     def save_samples(self) -> Path:
         n = self.cfg.sample.n
