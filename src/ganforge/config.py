@@ -31,6 +31,9 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
     # CPU threads for training. 1 by default: on a 2-core machine the small default networks ran ~12x
     # faster on one thread than on two (intra-op threads mostly wait on each other at these sizes).
     "threads": 1,
+    # fp32 | bf16 | fp16: autocast for the networks' forward passes on a GPU (fp16 with gradient scaling).
+    # A CPU run is always fp32: this machine class has no native bf16 and fp16 is slower there.
+    "precision": "fp32",
     "loss": "nonsaturating",
     "n_critic": 1,  # discriminator steps per generator step (k in Goodfellow 2014)
     "optim": {
