@@ -29,6 +29,7 @@ from ganforge.imaging.grid import save_grid
 from ganforge.models import GANModel, StepContext, get_model
 from ganforge.training import checkpoint, distributed
 from ganforge.training.ema import EMA
+from ganforge.training.precision import Precision, effective
 from ganforge.training.report import MetricsLog, Progress, plot_losses
 
 log = logging.getLogger("ganforge")
@@ -82,6 +83,9 @@ class Trainer:
             for name, nets in self.groups.items()
         }
         self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for name, opt in self.optimizers.items()}
+        self.precision = Precision(effective(cfg.precision, self.device), self.device, self.optimizers)
+        if self.precision.name != cfg.precision:
+            log.info("precision %s applies to GPU runs; this %s run trains in fp32", cfg.precision, self.device.type)
         # fixed after set-up, so worked out once rather than every step
         self.frozen = [[p for g in ph.frozen for net in self.groups[g] for p in net.parameters()] for ph in self.phases]
         self.ema_live = {n: getattr(self.model, n) for n in self.model.ema_nets}
@@ -189,12 +193,13 @@ class Trainer:
                     drawn += batch["image"].shape[0]
                 ctx.repeat, ctx.last_repeat = r, r == phase.repeat - 1
                 opt.zero_grad(set_to_none=True)
-                out = self.model.step(phase.name, batch, ctx)
-                out["loss"].backward()
+                with self.precision.autocast():
+                    out = self.model.step(phase.name, batch, ctx)
+                self.precision.backward(phase.name, out["loss"])
                 losses.append(out["loss"].detach().reshape(-1))
                 if self.ranks.active:
                     distributed.average_gradients((p for g in opt.param_groups for p in g["params"]), self.ranks.world)
-                opt.step()
+                self.precision.step(phase.name, opt)
                 self.model.after_step(phase.name)
                 for k, v in out.items():
                     key = f"{phase.name}/{k}"
@@ -370,6 +375,7 @@ class Trainer:
             "best": list(self.best) if self.best else None,
             "metrics": {k: v for k, v in self.last_eval.items() if k != "kind"},
             "lr_scale": self.lr_scale,
+            "grad_scalers": self.precision.state_dict(),
         })
         return meta
 
@@ -439,4 +445,5 @@ def load_run_state(trainer: Trainer, tensors: Dict[str, torch.Tensor], meta: Dic
     trainer.step, trainer.elapsed = meta["step"], meta.get("elapsed", 0.0)
     trainer.best = tuple(meta["best"]) if meta.get("best") else None
     trainer.lr_scale = meta.get("lr_scale", 1.0)
+    trainer.precision.load_state_dict(meta.get("grad_scalers"))
     trainer.last_eval = dict(meta.get("metrics") or {})
