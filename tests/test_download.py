@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ganforge.data import remote
-from ganforge.data.download import cache_dir, download
+from ganforge.data.download import cache_dir, download, download_recorded
 from ganforge.data.remote import REMOTE_DATASETS, RemoteFile, load_remote, read_idx
 from ganforge.errors import UserError
 from support_http import FileServer, refused_url
@@ -110,6 +110,32 @@ def test_mirrors_are_tried_in_order(tmp_path):
     with FileServer({}) as server:
         with pytest.raises(UserError, match="404"):
             download(server.url + "/nothing", _sha(PAYLOAD), tmp_path / "nothing", progress=False)
+
+
+def test_no_checksum_downloads_once_and_resumes_unchecked(tmp_path):
+    dest = tmp_path / "blob.bin"
+    with FileServer({"/blob.bin": PAYLOAD}, cut_after=4000) as server:
+        with pytest.raises(UserError, match="broke off"):
+            download(server.url + "/blob.bin", None, dest, progress=False)
+    with FileServer({"/blob.bin": PAYLOAD}) as server:
+        assert download(server.url + "/blob.bin", None, dest, progress=False).read_bytes() == PAYLOAD
+        download(server.url + "/blob.bin", None, dest, progress=False)  # present: not fetched again
+    assert server.requests == [("/blob.bin", "bytes=4000-")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blob.bin"]
+
+
+def test_recorded_checksum_is_trusted_on_first_use_then_enforced(tmp_path):
+    dest = tmp_path / "blob.bin"
+    with FileServer({"/blob.bin": PAYLOAD}) as server:
+        download_recorded(server.url + "/blob.bin", dest, progress=False)
+        assert (tmp_path / "blob.bin.sha256").read_text().split() == [_sha(PAYLOAD), "blob.bin"]
+        dest.write_bytes(b"damaged in the cache")
+        server.files["/blob.bin"] = PAYLOAD[::-1]  # the mirror now serves another file
+        with pytest.raises(UserError, match="checksum mismatch"):
+            download_recorded(server.url + "/blob.bin", dest, progress=False)
+        server.files["/blob.bin"] = PAYLOAD
+        assert download_recorded(server.url + "/blob.bin", dest, progress=False).read_bytes() == PAYLOAD
+    assert len(server.requests) == 3
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):

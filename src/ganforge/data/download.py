@@ -2,11 +2,14 @@
 
 A download streams into ``DEST.part``; an interrupted one resumes from where it stopped with an HTTP Range
 request. Only a file whose SHA-256 matches is renamed to ``DEST``, so ``DEST`` is either absent or right.
+For a file whose authors publish no checksum, ``download_recorded`` trusts the first complete download and
+records its SHA-256 beside it (``DEST.sha256``); every later use is checked against that record.
 """
 from __future__ import annotations
 
 import hashlib
 import http.client
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -15,6 +18,8 @@ from typing import Optional, Sequence, Union
 
 from ganforge.errors import UserError
 from ganforge.version import __version__
+
+log = logging.getLogger("ganforge")
 
 _CHUNK = 1 << 20
 _TIMEOUT_S = 30
@@ -34,14 +39,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def download(url: Union[str, Sequence[str]], sha256: str, dest: Path, *, progress: bool = True) -> Path:
+def download(url: Union[str, Sequence[str]], sha256: Optional[str], dest: Path, *, progress: bool = True) -> Path:
     """Fetch ``url`` to ``dest`` unless a file with this SHA-256 is already there; returns ``dest``.
 
-    ``url`` may be a list of mirrors, tried in order until one gives the right file.
+    ``url`` may be a list of mirrors, tried in order until one gives the right file. ``sha256=None`` checks
+    nothing (for files whose hash is not published): an existing ``dest`` is kept, being complete by construction.
     """
     dest = Path(dest)
-    sha256 = sha256.lower()
-    if dest.is_file() and sha256_of(dest) == sha256:
+    sha256 = sha256.lower() if sha256 else None
+    if dest.is_file() and (sha256 is None or sha256_of(dest) == sha256):
         return dest
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -62,10 +68,34 @@ def download(url: Union[str, Sequence[str]], sha256: str, dest: Path, *, progres
     raise UserError(f"{len(errors)} mirrors failed for {dest.name}; the last: {errors[-1]}")
 
 
-def _fetch(url: str, sha256: str, dest: Path, progress: bool) -> None:
+def download_recorded(url: Union[str, Sequence[str]], dest: Path, *, progress: bool = True) -> Path:
+    """``download`` for a file with no published checksum: trust on first use.
+
+    The first complete download's SHA-256 is written to ``DEST.sha256``; from then on ``dest`` is checked
+    against it (and fetched again when it does not match), as if that checksum had been pinned.
+    """
+    dest = Path(dest)
+    record = dest.with_name(dest.name + ".sha256")
+    try:
+        recorded = record.read_text().split()[0] if record.is_file() else None
+    except (OSError, UnicodeDecodeError, IndexError):
+        recorded = None  # an unreadable or empty record is no record: the download decides afresh
+    if recorded:
+        return download(url, recorded, dest, progress=progress)
+    download(url, None, dest, progress=progress)
+    digest = sha256_of(dest)
+    try:
+        record.write_text(f"{digest}  {dest.name}\n")
+    except OSError as e:
+        raise UserError(f"cannot write {record}: {e.strerror or e}") from None
+    log.info("downloaded %s; no published checksum, so its SHA-256 is recorded in %s and checked from now on", dest.name, record)
+    return dest
+
+
+def _fetch(url: str, sha256: Optional[str], dest: Path, progress: bool) -> None:
     part = dest.with_suffix(dest.suffix + ".part")
     _stream(url, part, dest, progress)
-    actual = sha256_of(part)
+    actual = sha256_of(part) if sha256 else None
     if actual != sha256:
         part.unlink()
         raise UserError(

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ganforge.data.base import ImageData
-from ganforge.data.download import cache_dir, download, sha256_of
+from ganforge.data.download import cache_dir, download, download_recorded
 from ganforge.errors import UserError
 
 log = logging.getLogger("ganforge")
@@ -235,32 +235,9 @@ def load_public(name: str, *, split: str = "train", needs: Optional[str] = None,
 
 
 def _fetch(urls: Sequence[str], sha256: Optional[str], dest: Path) -> Path:
-    """`download` with the pinned checksum, or, for an archive its authors publish none for, trust on first use:
-    the first complete download's SHA-256 is written beside it (DEST.sha256) and every later use is checked against it."""
-    if sha256:
-        return download(list(urls), sha256, dest)
-    record = dest.with_name(dest.name + ".sha256")
-    if record.is_file():
-        return download(list(urls), record.read_text().split()[0], dest)
-    from ganforge.data.download import _stream
-
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create the download folder {dest.parent}: {e.strerror or e}") from None
-    part = dest.with_name(dest.name + ".part")
-    errors = []
-    for url in urls:
-        try:
-            _stream(url, part, dest, True)
-        except UserError as e:
-            errors.append(e)
-            continue
-        os.replace(part, dest)
-        record.write_text(f"{sha256_of(dest)}  {dest.name}\n")
-        log.info("downloaded %s; no published checksum, so its SHA-256 is recorded in %s and checked from now on", dest.name, record)
-        return dest
-    raise errors[-1] if len(errors) == 1 else UserError(f"{len(errors)} mirrors failed for {dest.name}; the last: {errors[-1]}")
+    """The archive at `dest`: checked against its pinned checksum, or, for one its authors publish none for,
+    against the checksum recorded at its first download."""
+    return download(list(urls), sha256, dest) if sha256 else download_recorded(list(urls), dest)
 
 
 def _unpack(archive: Path, target: Path) -> Path:
