@@ -8,6 +8,7 @@ from ganforge.errors import UserError
 from ganforge.models import MODELS
 
 DCGAN = MODELS["dcgan"].defaults
+GAN = MODELS["gan"].defaults
 
 
 def write(tmp_path, text, name="run.yaml"):
@@ -166,3 +167,28 @@ def test_attribute_access():
     assert cfg.optim.G.lr == cfg["optim"]["G"]["lr"]
     with pytest.raises(AttributeError):
         cfg.no_such_setting
+
+
+@pytest.mark.parametrize("setting,needle", [
+    ("optim.G.lr=nan", "'optim.G.lr' must be a finite number"), ("minutes=.inf", "'minutes' must be a finite number"),
+    ("optim.D.betas=[0.5]", "optim.D.betas must be two numbers"), ("optim.G.betas=[1.5,0.9]", r"optim.G.betas\[0\] must be in \[0.0, 1.0\)"),
+    ("optim.G.betas=[a,b]", r"'optim.G.betas\[0\]' must be a number"), ("optim.G.momentum=-1", "optim.G.momentum must be in"),
+    ("hidden_g=[64,x]", r"'hidden_g\[1\]' must be an integer"), ("hidden_g=[64,null]", r"'hidden_g\[1\]' must be an integer, got null"),
+    ("ema.start=-5", "ema.start must be >= 0"), ("schedule.decay_start=5", "schedule.decay_start must be in"),
+    ("divergence.lr_factor=0", "divergence.lr_factor must be in"), ("divergence.retries=-1", "divergence.retries"),
+    ("seed=-1", "seed must be a whole number from 0"), (f"seed={2**70}", "seed must be a whole number from 0"),
+])
+def test_values_out_of_range_are_refused_by_name(setting, needle):
+    with pytest.raises(UserError, match=needle):
+        resolve("gan", GAN, sets=[setting])
+
+
+def test_list_items_take_the_defaults_type():
+    cfg = resolve("gan", GAN, sets=["optim.G.betas=[0, 1e-1]", "hidden_g=[8,16]"])
+    assert cfg.optim.G.betas == [0.0, 0.1] and all(isinstance(b, float) for b in cfg.optim.G.betas)
+    assert cfg.hidden_g == [8, 16]
+
+
+def test_config_that_is_a_folder(tmp_path):
+    with pytest.raises(UserError, match="is a folder"):
+        resolve("gan", GAN, str(tmp_path))

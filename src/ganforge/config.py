@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional
 
@@ -55,6 +56,9 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 
+# Seeds go through products like seed * 1_000_003 into 64-bit generators: a 31-bit seed keeps every one in range.
+MAX_SEED = 2**31 - 1
+
 
 class Config(dict):
     """A nested dict that also reads as attributes: ``cfg.optim.G.lr``."""
@@ -86,10 +90,22 @@ def _type_name(value: Any) -> str:
     )
 
 
+def _nullable(key: str) -> bool:
+    """True for the settings whose trainer default is null ("not set": size, minutes, ...)."""
+    node: Any = TRAINER_DEFAULTS
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return node is None
+
+
 def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
     """Check a user value against the default's type; ints are accepted where floats are expected."""
-    if default is None or value is None:
+    if default is None or (value is None and _nullable(key)):
         return value
+    if value is None:
+        raise UserError(f"{source}: '{key}' must be {_type_name(default)}, got null")
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):
@@ -101,6 +117,9 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
         ok = isinstance(value, str)
     elif isinstance(default, list):
         ok = isinstance(value, list)
+        if ok and default:  # each item has the default items' type: [0.5, 0.999] takes numbers, [256, 512] integers
+            item_default = next((d for d in default if isinstance(d, float)), default[0])
+            value = [_coerce(f"{key}[{i}]", item, item_default, source) for i, item in enumerate(value)]
     elif isinstance(default, dict):
         ok = isinstance(value, dict)
     else:
@@ -139,6 +158,7 @@ def parse_set(items: Iterable[str]) -> Dict[str, Any]:
             value = raw
         if isinstance(value, str) and _looks_numeric(value):
             value = float(value)  # YAML 1.1 reads 1e-4 as text
+        value = _fix_numbers(value)  # and inside lists: betas=[0.9,1e-3]
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -159,10 +179,14 @@ def _looks_numeric(text: str) -> bool:
 
 def load_yaml(path: str) -> Dict[str, Any]:
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"--config {path} is a folder: give the YAML file (a run's config.yaml, say)")
     if not p.is_file():
         raise UserError(f"config file not found: {path}")
     try:
         data = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise UserError(f"cannot read config file {path}: {e.strerror or e}") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
@@ -212,6 +236,8 @@ def resolve(
 
 
 def validate(cfg: Mapping) -> None:
+    _check_finite(cfg)
+
     def positive(key: str, value: Any, allow_none: bool = False, kind: tuple = (int, float)) -> None:
         if value is None and allow_none:
             return
@@ -220,6 +246,10 @@ def validate(cfg: Mapping) -> None:
             raise UserError(f"'{key}' must be {'an integer' if kind == (int,) else 'a number'}, got {value!r}")
         if value is None or value <= 0:
             raise UserError(f"'{key}' must be greater than 0, got {value}")
+
+    def within(key: str, value: float, low: float, high: float, closed_high: bool = True) -> None:
+        if not (low <= value <= high if closed_high else low <= value < high):
+            raise UserError(f"{key} must be in [{low}, {high}{']' if closed_high else ')'}, got {value}")
 
     positive("steps", cfg["steps"])
     positive("minutes", cfg["minutes"], allow_none=True)
@@ -233,10 +263,26 @@ def validate(cfg: Mapping) -> None:
         positive(f"optim.{name}.lr", opt["lr"])
         if opt["weight_decay"] < 0:
             raise UserError(f"optim.{name}.weight_decay must be >= 0, got {opt['weight_decay']}")
+        within(f"optim.{name}.momentum", opt["momentum"], 0.0, 1.0)
+        betas = opt["betas"]
+        if len(betas) != 2:
+            raise UserError(f"optim.{name}.betas must be two numbers [beta1, beta2], got {betas}")
+        for i, beta in enumerate(betas):
+            within(f"optim.{name}.betas[{i}]", beta, 0.0, 1.0, closed_high=False)
     if not 0.0 <= cfg["ema"]["beta"] < 1.0:
         raise UserError(f"ema.beta must be in [0, 1), got {cfg['ema']['beta']}")
+    if cfg["ema"]["start"] < 0:
+        raise UserError(f"ema.start must be >= 0, got {cfg['ema']['start']}")
     if cfg["schedule"]["kind"] not in ("constant", "linear_decay"):
         raise UserError(f"schedule.kind must be 'constant' or 'linear_decay', got '{cfg['schedule']['kind']}'")
+    within("schedule.decay_start", cfg["schedule"]["decay_start"], 0.0, 1.0)
+    # each roll-back multiplies the learning rates by lr_factor: 0 would stop learning, above 1 raise them
+    if not 0.0 < cfg["divergence"]["lr_factor"] <= 1.0:
+        raise UserError(f"divergence.lr_factor must be in (0, 1], got {cfg['divergence']['lr_factor']}")
+    if cfg["divergence"]["retries"] < 0:
+        raise UserError(f"divergence.retries must be >= 0, got {cfg['divergence']['retries']}")
+    if not 0 <= cfg["seed"] <= MAX_SEED:
+        raise UserError(f"seed must be a whole number from 0 to {MAX_SEED}, got {cfg['seed']}")
     for key in ("log", "sample", "eval", "checkpoint"):
         if cfg[key]["every"] < 0:
             raise UserError(f"{key}.every must be >= 0, got {cfg[key]['every']}")
@@ -246,6 +292,18 @@ def validate(cfg: Mapping) -> None:
     positive("eval.n", cfg["eval"]["n"])
     if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
         raise UserError(f"device must be auto, cpu or cuda, got '{cfg['device']}'")
+
+
+def _check_finite(node: Any, key: str = "") -> None:
+    """NaN fails every comparison, so a check like `value <= 0` lets it through: refuse it, and infinities, by name."""
+    if isinstance(node, Mapping):
+        for k, v in node.items():
+            _check_finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            _check_finite(v, f"{key}[{i}]")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise UserError(f"'{key}' must be a finite number, got {node}")
 
 
 def dump(cfg: Mapping) -> str:
