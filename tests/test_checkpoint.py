@@ -168,6 +168,28 @@ def test_sidecars_that_are_not_ours_are_refused(run_copy, text):
     assert_refused(run_copy, run_copy)
 
 
+@pytest.mark.parametrize("field,value,needle", [("format_version", "two", "format_version 'two'"), ("step", "200", "step '200'"),
+                                                 ("model", 5, "model 5"), ("config", [1], "config is not a mapping"),
+                                                 ("data", "digits", "data is not a mapping"), ("data.size", "big", "data.size 'big'"),
+                                                 ("data.channels", 0, "data.channels 0"), ("data.classes", "0123", "data.classes")])
+def test_sidecars_with_damaged_fields_are_refused_by_field(run_copy, field, value, needle):
+    meta = json.loads(run_copy.read_text())
+    *parents, last = field.split(".")
+    node = meta
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    run_copy.write_text(json.dumps(meta))
+    assert_refused(run_copy, run_copy, "corrupt checkpoint sidecar", needle)
+
+
+def test_a_folder_in_place_of_the_sidecar_is_no_checkpoint(run_copy):
+    run_copy.unlink()
+    run_copy.mkdir()
+    assert_refused(run_copy.parent.parent, "no checkpoint")
+    assert_refused(run_copy, run_copy)
+
+
 def test_non_checkpoint_paths_are_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     (tmp_path / "empty").mkdir()

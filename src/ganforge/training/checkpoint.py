@@ -99,7 +99,7 @@ def list_checkpoints(directory: Path) -> List[Tuple[int, Path]]:
     found = []
     for p in Path(directory).iterdir():
         m = _NAME.match(p.name)
-        if m and p.with_suffix(".safetensors").is_file():
+        if m and p.is_file() and p.with_suffix(".safetensors").is_file():
             found.append((int(m.group(1)), p))
     return sorted(found)
 
@@ -129,9 +129,14 @@ def load(path: str, device: str = "cpu") -> Tuple[Dict[str, torch.Tensor], Dict[
         meta = json.loads(sidecar_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UserError(f"{sidecar_path}: corrupt checkpoint sidecar (not JSON)") from None
+    except OSError as e:
+        raise UserError(f"cannot read the checkpoint sidecar {sidecar_path}: {e.strerror or e}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{sidecar_path}: not a ganforge checkpoint")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not _is_int(version):
+        raise UserError(f"{sidecar_path}: corrupt checkpoint sidecar (format_version {version!r} is not a whole number)")
+    if version > FORMAT_VERSION:
         raise UserError(
             f"{sidecar_path}: written by ganforge {meta.get('ganforge_version')} in checkpoint format "
             f"{meta['format_version']}, newer than this ganforge {__version__} reads; upgrade ganforge"
@@ -139,12 +144,39 @@ def load(path: str, device: str = "cpu") -> Tuple[Dict[str, torch.Tensor], Dict[
     missing = [k for k in ("step", "model", "config", "data") if k not in meta]
     if missing:
         raise UserError(f"{sidecar_path}: incomplete checkpoint sidecar (no {', '.join(missing)})")
+    _check_sidecar(meta, sidecar_path)
     tensor_path = sidecar_path.with_suffix(".safetensors")
     try:
         tensors = load_file(str(tensor_path), device=device)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise UserError(f"{tensor_path}: corrupt or unreadable checkpoint tensors ({str(e).splitlines()[0]})") from None
     return tensors, meta
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_sidecar(meta: Dict[str, Any], sidecar_path: Path) -> None:
+    """The types every reader of a sidecar relies on, so a hand-edited or damaged one is refused by name."""
+    data = meta["data"]
+    problems = []
+    if not _is_int(meta["step"]) or meta["step"] < 0:
+        problems.append(f"step {meta['step']!r} is not a whole number")
+    if not isinstance(meta["model"], str):
+        problems.append(f"model {meta['model']!r} is not a name")
+    if not isinstance(meta["config"], dict):
+        problems.append("config is not a mapping")
+    if not isinstance(data, dict):
+        problems.append("data is not a mapping")
+    else:
+        for key in ("channels", "size"):
+            if not _is_int(data.get(key)) or data[key] < 1:
+                problems.append(f"data.{key} {data.get(key)!r} is not a positive whole number")
+        if not isinstance(data.get("classes", []), list):
+            problems.append("data.classes is not a list")
+    if problems:
+        raise UserError(f"{sidecar_path}: corrupt checkpoint sidecar ({'; '.join(problems)})")
 
 
 def prune(directory: Path, keep: int, protect: Optional[int] = None) -> None:
