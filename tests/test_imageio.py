@@ -232,6 +232,16 @@ def test_write_png_is_atomic_and_leaves_no_temp_files(tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.png"]
 
 
+def test_write_png_where_no_file_can_go_is_a_user_error(tmp_path):
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(UserError, match="folder.png: it is a folder"):
+        write_png(tmp_path / "folder.png", _colour())
+    (tmp_path / "file").write_text("a file where a folder would have to be")
+    with pytest.raises(UserError, match="cannot write .*file/x.png"):
+        write_png(tmp_path / "file" / "x.png", _colour())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.png"] and not any((tmp_path / "folder.png").iterdir())
+
+
 def test_suffixes_cover_the_common_formats():
     assert {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif"} <= IMAGE_SUFFIXES
 

@@ -190,20 +190,27 @@ def write_png(path: Union[str, os.PathLike], image) -> Path:
     """
     array = _as_hwc_uint8(image)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; give a file name such as {path / 'samples.png'}")
     picture = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-    descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(descriptor, "wb") as stream:
             picture.save(stream, format="PNG")
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temp_name, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(temp_name)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError):  # a full disk, a folder that vanished: the user's to fix
+            raise UserError(f"cannot write {path}: {e.strerror or e}") from None
         raise
     return path
 
