@@ -1,4 +1,5 @@
 """Image folders and zips: class labels from sub-folders, mixed sizes and modes, bad files skipped and counted."""
+import io
 import logging
 import os
 import zipfile
@@ -17,6 +18,12 @@ def mnist():
     with resources.files("ganforge.data").joinpath("assets/mnist5k.npz").open("rb") as stream:
         data = np.load(stream)
         return data["images"], data["labels"]
+
+
+def _png_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def _class_tree(root, mnist, per_class=3):
@@ -144,5 +151,31 @@ def test_user_mistakes_name_the_path(tmp_path, mnist):
     with pytest.raises(UserError, match="no readable images in .*broken.*x.png"):
         load_images(tmp_path / "broken")
     (tmp_path / "fake.zip").write_text("not a zip")
-    with pytest.raises(UserError, match="fake.zip is a file"):
+    with pytest.raises(UserError, match="fake.zip is not a readable zip file"):
         load_images(tmp_path / "fake.zip")
+    Image.fromarray(mnist[0][0]).save(tmp_path / "one.png")
+    with pytest.raises(UserError, match="one.png is a single image: a dataset is the folder"):
+        load_images(tmp_path / "one.png")
+
+
+def test_a_zip_cut_short_is_named_as_a_damaged_zip(tmp_path, mnist):
+    archive = tmp_path / "digits.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for i in range(3):
+            zipped.writestr(f"{i}.png", _png_bytes(mnist[0][i]))
+    cut = tmp_path / "download"  # no .zip suffix: known by its signature
+    cut.write_bytes(archive.read_bytes()[:-40])  # the central directory is at the end
+    with pytest.raises(UserError, match="download is not a readable zip file"):
+        load_images(cut)
+
+
+def test_default_size_is_the_most_common_short_side(tmp_path, mnist):
+    root = tmp_path / "set"
+    root.mkdir()
+    Image.fromarray(np.full((1, 1), 7, np.uint8)).save(root / "0_dot.png")  # first in sorted order
+    Image.fromarray(np.full((1, 4000), 9, np.uint8)).save(root / "1_strip.png")
+    for i in range(3):
+        Image.fromarray(mnist[0][i]).save(root / f"digit{i}.png")
+    data = load_images(root)
+    assert data.images.shape == (5, 1, 28, 28)
+    assert np.array_equal(data.images[2, 0].numpy(), mnist[0][0])  # the common size: no resampling

@@ -3,6 +3,7 @@ domain, and the public pix2pix / CycleGAN sets against a real HTTP server on 127
 import dataclasses
 import hashlib
 import io
+import logging
 import tarfile
 import zipfile
 
@@ -178,6 +179,38 @@ def test_unreadable_files_in_a_side_are_skipped_and_counted(tmp_path, caplog):
     data = load_dataset(str(tmp_path), needs="unpaired")
     assert data.skipped == 1 and len(data.images_b) == 3
     assert "broken.png" in caplog.text
+
+
+def test_aligned_images_beside_a_test_folder_train_without_it(tmp_path):
+    pair = lambda i: np.concatenate([DIGITS[i], 255 - DIGITS[i]], axis=1)  # noqa: E731
+    for i in range(3):
+        _write(tmp_path / "set" / f"{i}.png", pair(i * 100))
+    _write(tmp_path / "set" / "test" / "t.png", pair(999))
+    data = load_dataset(str(tmp_path / "set"), needs="paired")
+    assert len(data) == 3 and not any(np.array_equal(a[0].numpy(), DIGITS[999]) for a in data.images)
+    assert np.array_equal(held_out(str(tmp_path / "set")).images[0, 0].numpy(), DIGITS[999])
+    _write(tmp_path / "only" / "test" / "t.png", pair(0))  # a held-out split alone is nothing to train on
+    with pytest.raises(UserError, match=r"no training images outside test/.*train/"):
+        load_dataset(str(tmp_path / "only"), needs="paired")
+
+
+def test_a_side_of_only_unreadable_files_is_one_error_and_no_warning(tmp_path, caplog):
+    _write(tmp_path / "trainA" / "a.png", DIGITS[0])
+    (tmp_path / "trainB").mkdir()
+    (tmp_path / "trainB" / "x.png").write_text("not a picture")
+    with caplog.at_level(logging.WARNING, logger="ganforge"):
+        with pytest.raises(UserError, match=r"no readable images in .*trainB: all 1 failed \(first: x\.png"):
+            load_dataset(str(tmp_path), needs="unpaired")
+    assert not [r for r in caplog.records if r.name == "ganforge"]
+
+
+def test_default_size_is_the_common_one_not_a_stray_thumbnail(tmp_path):
+    _write(tmp_path / "trainA" / "0_thumb.png", DIGITS[0][:7, :7])  # first in sorted order
+    for i in range(1, 4):
+        _write(tmp_path / "trainA" / f"{i}.png", DIGITS[i])
+        _write(tmp_path / "trainB" / f"{i}.png", DIGITS[i + 10])
+    data = load_dataset(str(tmp_path), needs="unpaired")
+    assert data.images.shape == (4, 1, 28, 28) and data.images_b.shape == (3, 1, 28, 28)
 
 
 # --- the sampler's second domain --------------------------------------------------------------------

@@ -28,7 +28,8 @@ def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, ch
     - Labels: when every image lies inside a first-level sub-folder and there are at least two of them,
       each sub-folder is a class (sorted names -> labels 0..K-1); otherwise the set is unlabelled.
     - ``size``: images are scaled (short side) and centre-cropped to size x size; by default ``size`` is
-      the short side of the first image in sorted path order.
+      the most common short side (ties: the first in sorted path order), so one stray thumbnail or strip
+      does not set the size of the whole set.
     - ``channels``: 3 if any image is in colour, else 1, unless given.
     - Files that cannot be decoded are skipped and counted in ``skipped``, with one warning for all.
       Hidden files and folders (names starting with ".") and non-image files are ignored.
@@ -40,6 +41,10 @@ def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, ch
         entries = _folder_entries(root)
     elif zipfile.is_zipfile(root):
         entries = _zip_entries(root)
+    elif root.suffix.lower() == ".zip" or _starts_with(root, b"PK\x03\x04"):
+        raise UserError(f"{root} is not a readable zip file (damaged or cut short): make the archive again")
+    elif root.suffix.lower() in IMAGE_SUFFIXES:
+        raise UserError(f"{root} is a single image: a dataset is the folder that holds the images, a .zip of them or an .npz")
     else:
         raise UserError(f"{root} is a file, not a folder of images or a .zip of them")
     if not entries:
@@ -61,7 +66,7 @@ def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, ch
     labels, classes = _labels([relative for relative, _ in decoded])
     arrays = [array for _, array in decoded]
     if size is None:
-        size = min(arrays[0].shape[:2])
+        size = common_size(arrays)
     if size < 1:
         raise UserError(f"size must be a positive number of pixels, got {size}")
     if channels is None:
@@ -77,6 +82,23 @@ def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, ch
         classes=classes,
         skipped=len(failures),
     )
+
+
+def common_size(arrays: List[np.ndarray]) -> int:
+    """The most common short side of uint8 (H, W, C) arrays; a tie goes to the one seen first."""
+    counts: Dict[int, int] = {}
+    for array in arrays:
+        side = min(array.shape[:2])
+        counts[side] = counts.get(side, 0) + 1
+    return max(counts, key=counts.get)  # max keeps the first of equal counts, and dicts keep insertion order
+
+
+def _starts_with(path: Path, signature: bytes) -> bool:
+    try:
+        with open(path, "rb") as stream:
+            return stream.read(len(signature)) == signature
+    except OSError:
+        return False
 
 
 def _is_hidden(part: str) -> bool:

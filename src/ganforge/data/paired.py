@@ -29,6 +29,7 @@ import torch
 
 from ganforge.data.base import ImageData
 from ganforge.data.download import cache_dir, download, download_recorded
+from ganforge.data.folder import common_size
 from ganforge.errors import UserError
 
 log = logging.getLogger("ganforge")
@@ -76,47 +77,58 @@ def load_two_domains(path: Union[str, os.PathLike], needs: str, *, size: Optiona
     layout = detect_layout(root)
     name = name or root.name
     if layout == "aligned":
-        folder = _aligned_folder(root, split)
-        return _load_aligned(folder, size, name, paired=needs == "paired")
+        folder, held_out_folders = _aligned_folder(root, split)
+        return _load_aligned(folder, size, name, paired=needs == "paired", exclude=held_out_folders)
     side_a, side_b = (f"{split}A", f"{split}B") if layout == "cyclegan" else ("A", "B")
     if layout == "parallel" and split != "train":
         raise UserError(f"{root}: the parallel A/ + B/ layout has no '{split}' split")
     folders = [root / side_a, root / side_b]
     for folder in folders:
         if not folder.is_dir():
-            raise UserError(f"{root} has {'trainA/' if layout == 'cyclegan' else 'A/'}-style folders but no {folder.name}/: "
-                            f"both sides of the {layout} layout are needed")
+            found = ", ".join(f"{d}/" for d in ("trainA", "trainB", "testA", "testB", "A", "B") if (root / d).is_dir())
+            raise UserError(f"{root} has {found} but no {folder.name}/: the {layout} layout needs both {side_a}/ and {side_b}/")
     sides = [_decode_folder(folder, layout) for folder in folders]
     if needs == "paired":
         sides = _pair_by_name(*sides, *folders)
     (arrays_a, skipped_a), (arrays_b, skipped_b) = [(list(s[0].values()), s[1]) for s in sides]
-    size = size or min(arrays_a[0].shape[:2])
+    size = size or common_size(arrays_a)
     return PairedImageData(name=name, images=_stack_images(arrays_a, size), images_b=_stack_images(arrays_b, size),
                            paired=needs == "paired", skipped=skipped_a + skipped_b)
 
 
-def _aligned_folder(root: Path, split: str) -> Path:
+_HELD_OUT = ("test", "val")
+
+
+def _aligned_folder(root: Path, split: str) -> Tuple[Path, Tuple[str, ...]]:
+    """The folder of a split of the aligned layout, and the sub-folders of it that belong to another split."""
     if split == "train":
-        return root / "train" if (root / "train").is_dir() else root
-    for candidate in (split, "test", "val"):
+        if (root / "train").is_dir():
+            return root / "train", ()
+        return root, tuple(d for d in _HELD_OUT if (root / d).is_dir())  # images directly in root; test/ stays out
+    for candidate in (split, *_HELD_OUT):
         if (root / candidate).is_dir():
-            return root / candidate
+            return root / candidate, ()
     raise UserError(f"{root}: no held-out split (test/ or val/) in this aligned layout")
 
 
-def _decode_folder(folder: Path, layout: str) -> Tuple[Dict[str, np.ndarray], int]:
-    """{relative path: uint8 (H, W, C)} of every readable image below `folder`, sorted, and the count skipped."""
+def _decode_folder(folder: Path, layout: str, exclude: Tuple[str, ...] = ()) -> Tuple[Dict[str, np.ndarray], int]:
+    """{relative path: uint8 (H, W, C)} of every readable image below `folder` (but not in its first-level
+    sub-folders `exclude`), sorted, and the count skipped."""
     from ganforge.data.folder import _decode_all, _folder_entries
 
-    entries = _folder_entries(folder)
+    entries = [entry for entry in _folder_entries(folder) if entry[1].parts[0] not in exclude]
     if not entries:
-        raise UserError(f"{folder} holds no images: the {layout} layout needs images on both sides")
+        if exclude:
+            raise UserError(f"{folder} holds no training images outside {', '.join(f'{d}/' for d in exclude)}: "
+                            "put the training pairs in train/")
+        need = "A|B images side by side" if layout == "aligned" else "images on both sides"
+        raise UserError(f"{folder} holds no images: the {layout} layout needs {need}")
     decoded, failures = _decode_all(entries)
+    if not decoded:  # one line: the error alone, without the warning about the same files
+        raise UserError(f"no readable images in {folder}: all {len(failures)} failed (first: {failures[0][0]}: {failures[0][1]})")
     if failures:
         log.warning("skipped %d unreadable file%s in %s (first: %s: %s)", len(failures), "" if len(failures) == 1 else "s",
                     folder, *failures[0])
-    if not decoded:
-        raise UserError(f"no readable images in {folder}: all {len(failures)} failed (first: {failures[0][0]}: {failures[0][1]})")
     return {str(relative): array for relative, array in decoded}, len(failures)
 
 
@@ -136,8 +148,8 @@ def _pair_by_name(side_a, side_b, folder_a: Path, folder_b: Path):
     return ({k: a[k] for k in keys}, skipped_a), ({k: b[k] for k in keys}, skipped_b)
 
 
-def _load_aligned(folder: Path, size: Optional[int], name: str, paired: bool) -> PairedImageData:
-    decoded, skipped = _decode_folder(folder, "aligned")
+def _load_aligned(folder: Path, size: Optional[int], name: str, paired: bool, exclude: Tuple[str, ...] = ()) -> PairedImageData:
+    decoded, skipped = _decode_folder(folder, "aligned", exclude)
     halves_a, halves_b = [], []
     for relative, array in decoded.items():
         height, width = array.shape[:2]
@@ -149,7 +161,7 @@ def _load_aligned(folder: Path, size: Optional[int], name: str, paired: bool) ->
                             "and must have an even width")
         halves_a.append(array[:, : width // 2])
         halves_b.append(array[:, width // 2 :])
-    size = size or min(halves_a[0].shape[:2])
+    size = size or common_size(halves_a)
     return PairedImageData(name=name, images=_stack_images(halves_a, size), images_b=_stack_images(halves_b, size),
                            paired=paired, skipped=skipped)
 
