@@ -219,6 +219,8 @@ def test_eval_mistakes_are_one_line(tmp_path, capsys):
     assert "fancy" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), "--seed", "-1"]) == 2  # a negative seed reached numpy's SeedSequence
+    assert "--seed must be a whole number from 0" in capsys.readouterr().err
 
 
 def test_eval_of_a_conditional_run(clean_env, cgan_run, capsys):

@@ -271,9 +271,13 @@ def _format(result: Dict) -> str:
 
 
 def run_eval(args) -> int:
+    from ganforge.config import MAX_SEED
+
     metrics = parse_metrics(args.metrics)
     if args.n is not None and args.n < 2:
         raise UserError(f"--n must be at least 2, got {args.n}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {args.seed}")
     progress = sys.stderr.isatty()
     if args.images:
         if args.run:
