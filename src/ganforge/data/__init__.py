@@ -4,6 +4,7 @@ SPEC is an embedded dataset name (mnist5k, ...), a downloadable one (mnist, fash
 optionally with :test), an image folder (sub-folders = classes), a .zip of images, or an .npz holding
 `images` uint8 (N, H, W[, C]) and optionally `labels`. For a model that `needs` two domains, a folder is
 read in one of the two-domain layouts and public pix2pix / CycleGAN sets are known by name (data/paired.py).
+For a model that needs attributes, a folder or file is read as attribute data (data/attributes.py).
 """
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ def load_dataset(spec: str, *, size: Optional[int] = None, channels: Optional[in
 
         name, split = _public_name(spec)
         return load_public(name, split=split, needs=needs if two_domains else None, size=size)
+    elif needs == "attributes" and Path(spec).expanduser().exists() and Path(spec).suffix.lower() != ".npz":
+        from ganforge.data.attributes import load_attribute_data
+
+        return load_attribute_data(Path(spec).expanduser(), size=size, channels=channels)
     elif two_domains and Path(spec).expanduser().is_dir():
         from ganforge.data.paired import load_two_domains
 

@@ -18,7 +18,8 @@ class ImageData:
     - unconditional: ``images`` only; class-conditional: ``labels`` and ``classes``;
     - paired (pix2pix): ``images`` is domain A, ``images_b`` the aligned B of the same index;
     - unpaired (CycleGAN): ``images`` and ``images_b`` of independent lengths;
-    - attribute-labelled (StarGAN): ``attributes`` (N, K) in {0, 1} with ``attribute_names``.
+    - attribute-labelled (StarGAN): ``attributes`` (N, K) in {0, 1} with ``attribute_names``, and
+      ``attribute_groups`` of names of which at most one is set in an example.
     """
 
     name: str
@@ -29,6 +30,7 @@ class ImageData:
     paired: bool = False
     attributes: Optional[torch.Tensor] = None  # (N, K) float {0, 1}
     attribute_names: List[str] = field(default_factory=list)
+    attribute_groups: List[List[str]] = field(default_factory=list)  # mutually exclusive attributes (hair colours)
     native_size: Optional[int] = None  # the size samples are written at (28 for MNIST)
     skipped: int = 0  # unreadable files passed over while loading
 
@@ -62,6 +64,7 @@ class ImageData:
             "native_size": self.native_size,
             "classes": list(self.classes),
             "attribute_names": list(self.attribute_names),
+            "attribute_groups": [list(group) for group in self.attribute_groups],
             "paired": self.paired,
             "two_domains": self.images_b is not None,
         }

@@ -62,3 +62,17 @@ EMBEDDED.update({
     "mnist5k-inpaint": (lambda: _derived("mnist5k-inpaint"),
                         "paired: digits with a rectangular hole (+ a mask channel) -> digits, 4,000 pairs (inpaint, pix2pix)"),
 })
+
+
+def _attributes(split: str) -> ImageData:
+    from ganforge.data.attributes import mnist5k_attrs
+
+    return mnist5k_attrs(split)
+
+
+# Attribute-labelled digits (data/attributes.py) for multi-domain translation; the test split keeps the digit labels.
+EMBEDDED.update({
+    "mnist5k-attrs": (lambda: _attributes("train"),
+                      "4,000 colour digits with attributes red|green|blue (one), thick, inverted (stargan)"),
+    "mnist5k-attrs-test": (lambda: _attributes("test"), "the 1,000 held-out digits drawn the same way, with digit labels"),
+})
