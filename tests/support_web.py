@@ -21,18 +21,21 @@ from ganforge.web.server import App, make_server
 RUN_SETTINGS = ["eval.metrics=none", "sample.every=10", "log.every=5"]
 # The image-to-image families, narrow and brief: the page's path through them, not their quality, is tested.
 TRANSLATORS = ("cyclegan", "srgan", "inpaint")
+# StarGAN and StyleGAN, as narrow and brief
+BRIEF = {"stargan": ["width=8", "n_blocks=1"], "stylegan": ["width=8", "max_width=16"]}
 
 
 def trained_runs(tmp_path_factory, models=("dcgan", "cgan")) -> Dict[str, Path]:
     """Real runs of `models` on their default data; each trained once per session and shared by the files:
-    DCGAN and CGAN 30 steps at full width, the image-to-image families 4 steps at width 8."""
+    DCGAN and CGAN 30 steps at full width, the others 4 steps at width 8."""
     base = tmp_path_factory.getbasetemp() / "web-runs"
     runs = {}
     for model in models:
         out = base / model
         if not (out / "checkpoints").is_dir():
-            if model in TRANSLATORS:
-                ganforge.train(model, steps=4, batch_size=4, out=str(out), set=[*RUN_SETTINGS, "width=8"], progress=False)
+            if model in TRANSLATORS or model in BRIEF:
+                brief = BRIEF.get(model, ["width=8"])
+                ganforge.train(model, steps=4, batch_size=4, out=str(out), set=[*RUN_SETTINGS, *brief], progress=False)
             else:
                 ganforge.train(model, steps=30, batch_size=16, out=str(out), set=RUN_SETTINGS, progress=False)
         runs[model] = out

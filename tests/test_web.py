@@ -219,3 +219,24 @@ def test_image_to_image_panel(browser, tmp_path_factory, tmp_path):
             tab.wait(lambda: tab.visible(message) and "RGB image" in tab.tab.text_content(message), "the grey-input message")
         finally:
             tab.close()
+
+
+def test_stargan_attribute_controls(browser, tmp_path_factory):
+    """One select per exclusive group and per other attribute; choosing a target translates again."""
+    runs = trained_runs(tmp_path_factory, ("stargan",))
+    with serving([runs["stargan"]]) as (url, _):
+        tab = Page(browser, url + "/")
+        try:
+            tab.wait(lambda: tab.visible("#translate-attrs"), "the attribute controls")
+            assert tab.tab.locator("#translate-attrs select").count() == 3  # red/green/blue, thick, inverted
+            assert not tab.visible("#translate-direction-label")
+            tab.wait(lambda: tab.tab.locator("#translate-examples img").count() == 10, "the examples")
+            tab.tab.click("#translate-examples img[data-example='3']")
+            kept = tab.wait_image("#translate-output")
+            tab.wait(lambda: "the input reads as" in tab.tab.text_content("#translate-caption"), "the attributes read")
+            caption = tab.tab.text_content("#translate-caption")
+            colour = next(c for c in ("red", "green", "blue") if c not in caption)
+            tab.tab.select_option("#translate-attrs select[data-group='red,green,blue']", colour)
+            tab.wait_image("#translate-output", other_than=kept)
+        finally:
+            tab.close()

@@ -230,6 +230,38 @@ def test_image_to_image_models_translate_uploads_and_examples(translators, tmp_p
     assert call(f"{url}/api/models/2/translate?name=x.png", body=b"GIF89a broken")[1]["error"].startswith("cannot read image x.png")
 
 
+def test_stargan_translates_into_the_chosen_attributes(tmp_path_factory):
+    """The page sets attributes as `ganforge translate --attrs` does: named ones change, the rest keep what
+    the model reads in the input; an exclusive group takes one member, an unknown name is refused."""
+    from ganforge.translate import translate_image
+
+    run = trained_runs(tmp_path_factory, ("stargan",))["stargan"]
+    g = ganforge.load(run)
+    with serving([run]) as (url, _):
+        caps = call(f"{url}/api/models")[1]["models"][0]["capabilities"]
+        assert caps["translate"] and not caps["generate"] and caps["directions"] == ["a2b"]
+        assert caps["attributes"] == ["red", "green", "blue", "thick", "inverted"]
+        assert caps["attribute_groups"] == [["red", "green", "blue"]]
+        example = decode(call(f"{url}/api/models/0/examples")[1]["images"][4])  # (28, 28, 3)
+        status, kept = call(f"{url}/api/models/0/translate?example=4", body=b"")  # nothing named: every attribute kept
+        read = kept["read"]
+        assert status == 200 and set(read) == set(caps["attributes"]) and set(read.values()) <= {0, 1}
+        assert np.array_equal(decode(kept["output"]), translate_image(g, example, attrs={}, size=g.model.size))
+        # a colour the input does not read as, and the other stroke width
+        target = {next(c for c in ("red", "green", "blue") if not read[c]): 1, "thick": 1 - read["thick"]}
+        query = "%2C".join(f"{k}%3D{v}" for k, v in target.items())
+        status, r = call(f"{url}/api/models/0/translate?example=4&attrs={query}", body=b"")
+        assert status == 200 and r["read"] == read
+        assert np.array_equal(decode(r["output"]), translate_image(g, example, attrs=target, size=g.model.size))
+        assert kept["output"] != r["output"]
+
+        for attrs, error in [("red%3D1%2Cblue%3D1", "exclude one another"), ("purple%3D1", "unknown attribute 'purple'"),
+                             ("red%3D2", "NAME=0 or NAME=1")]:
+            status, r = call(f"{url}/api/models/0/translate?example=0&attrs={attrs}", body=b"")
+            assert status == 400 and error in r["error"], attrs
+        assert call(f"{url}/api/models/0/examples")[0] == 200  # the server goes on
+
+
 def test_model_runs_never_overlap(site):
     """Eight clients at once: the generator is only ever running on one thread at a time."""
     url, app = site

@@ -11,7 +11,7 @@ given there can be loaded. Routes (I = a model's index):
     POST /api/models/I/generate                JSON {seed, label, rows, truncation} -> a sample grid
     POST /api/models/I/interpolate             JSON {seed_a, seed_b, t, label, truncation} -> a row of slerps
     POST /api/models/I/mix                     JSON {seed_a, seed_b, levels, label} -> A, B and mixed rows
-    POST /api/models/I/translate?direction=D&full_res=1&example=K     body: the image file
+    POST /api/models/I/translate?direction=D&full_res=1&example=K&attrs=red=1,thick=0   body: the image file
     POST /api/models/I/discriminate?label=L&example=K                 body: the image file
     GET  /api/models/I/examples?direction=D    example inputs from the model's own (embedded) held-out data
     GET  /api/models/I/report                  loss and quality series, latest metrics, sample steps
@@ -108,6 +108,9 @@ def capabilities(model) -> Dict:
         "full_res": translates and scale == 1,  # super-resolution already outputs scale x the input
         "scale": scale,
         "mask": translates and bool(getattr(model, "takes_mask", False)),  # inpainting: the centre is filled in
+        # StarGAN: target attributes in place of a direction; exclusive groups allow one member at a time
+        "attributes": list(getattr(model, "attribute_names", [])) if translates and model.needs == "attributes" else [],
+        "attribute_groups": [list(g) for g in getattr(model, "attribute_groups", [])] if translates and model.needs == "attributes" else [],
         "discriminate": generative and isinstance(D, torch.nn.Module),
         "judge_as_class": generative and getattr(D, "n_classes", 0) > 0,  # D takes the class (CGAN)
         "predicts_class": generative and getattr(D, "aux_classes", 0) > 0,  # D names the class (ACGAN)
@@ -391,19 +394,39 @@ class App:
         if full_res and height * width > MAX_FULL_RES_PIXELS:
             raise HTTPError(400, f"{width} x {height} px is too large for full resolution here (at most "
                                  f"{MAX_FULL_RES_PIXELS / 1e6:.1f} MP): turn full resolution off or resize the image")
+        attrs, read = self._attribute_targets(entry, image, query)
         hole = None
         if entry.caps["mask"]:
             hole = np.zeros((height, width), dtype=bool)
             hole[height // 4 : height // 4 + max(1, height // 2), width // 4 : width // 4 + max(1, width // 2)] = True
         start = time.perf_counter()
         out = translate_image(entry.generator, image, direction=direction, size=None if full_res else entry.model.size,
-                              full_res=full_res, mask=hole, name=query.get("name") or "the image")  # (H', W', C') uint8
+                              full_res=full_res, mask=hole, attrs=attrs, name=query.get("name") or "the image")  # (H', W', C') uint8
         ms = (time.perf_counter() - start) * 1000
         shown = image.copy()
         if hole is not None:
             shown[hole] = 128  # the pixels the model does not see
-        return {"input": data_uri(display(shown)), "output": data_uri(torch.from_numpy(out).permute(2, 0, 1)),
-                "ms": round(ms, 1), "size": [int(out.shape[1]), int(out.shape[0])]}
+        reply = {"input": data_uri(display(shown)), "output": data_uri(torch.from_numpy(out).permute(2, 0, 1)),
+                 "ms": round(ms, 1), "size": [int(out.shape[1]), int(out.shape[0])]}
+        if read is not None:
+            reply["read"] = read
+        return reply
+
+    def _attribute_targets(self, entry: Entry, image: np.ndarray, query: Dict[str, str]):
+        """StarGAN: ({name: 0 or 1} from `attrs=red=1,thick=0`, the attributes the model reads in the input), as
+        `ganforge translate --attrs`: attributes not named keep the input's. (None, None) for other models."""
+        if not entry.caps["attributes"]:
+            if query.get("attrs"):
+                raise HTTPError(400, f"{entry.name} has no attributes to set")
+            return None, None
+        from ganforge.data.base import to_float
+        from ganforge.models.stargan import parse_attrs
+
+        attrs = parse_attrs(query["attrs"]) if query.get("attrs") else {}
+        entry.model.check_settings(attrs)
+        x = to_float(self._as_model_input(entry, image)).to(entry.generator.device)
+        seen = entry.model.read_attributes(x)[0].tolist()
+        return attrs, {name: int(v) for name, v in zip(entry.caps["attributes"], seen)}
 
     @torch.no_grad()
     def discriminate(self, entry: Entry, body: bytes, query: Dict[str, str]) -> Dict:

@@ -217,10 +217,35 @@ function setUpTranslate(m) {
   const notes = [];
   if (caps.mask) notes.push("The model fills in the centre of the image (shown grey on the input).");
   if (caps.scale > 1) notes.push(`The output is ${caps.scale}× the input's size.`);
+  if (caps.attributes.length) notes.push("Choose target attributes; those left on \u201ckeep\u201d keep the input's own.");
+  setUpAttributes(caps);
   $("translate-note").textContent = notes.join(" ");
   $("translate-note").hidden = !notes.length;
   translateSource = null;
   translateExamples();
+}
+
+// StarGAN: one select per exclusive group (keep or one member) and per other attribute (keep, on, off).
+function setUpAttributes(caps) {
+  const box = $("translate-attrs");
+  const grouped = new Set(caps.attribute_groups.flat());
+  const selects = caps.attribute_groups.map((group) =>
+    el("label", { text: `${group.join(" / ")} ` }, [el("select", { "data-group": group.join(",") },
+      [el("option", { value: "", text: "keep" }), ...group.map((name) => el("option", { value: name, text: name }))])]));
+  for (const name of caps.attributes.filter((n) => !grouped.has(n))) {
+    selects.push(el("label", { text: `${name} ` }, [el("select", { "data-attr": name },
+      [el("option", { value: "", text: "keep" }), el("option", { value: "1", text: "on" }), el("option", { value: "0", text: "off" })])]));
+  }
+  box.replaceChildren(...selects);
+  box.hidden = !caps.attributes.length;
+  box.querySelectorAll("select").forEach((s) => s.addEventListener("change", () => translate()));
+}
+
+function attributeQuery() {
+  const pairs = [];
+  $("translate-attrs").querySelectorAll("select[data-group]").forEach((s) => { if (s.value) pairs.push(`${s.value}=1`); });
+  $("translate-attrs").querySelectorAll("select[data-attr]").forEach((s) => { if (s.value) pairs.push(`${s.dataset.attr}=${s.value}`); });
+  return pairs.join(",");
 }
 
 function translateExamples() {
@@ -236,6 +261,7 @@ async function translate(source) {
   const caps = state.current.capabilities;
   if (caps.directions.length) params.direction = $("translate-direction").value;
   if (caps.full_res && $("translate-full").checked) params.full_res = "1";
+  if (caps.attributes.length && attributeQuery()) params.attrs = attributeQuery();
   const model = state.current;
   try {
     const r = await sendImage("translate", translateSource, params);
@@ -243,6 +269,10 @@ async function translate(source) {
     $("translate-input").src = r.input;
     $("translate-output").src = r.output;
     $("translate-caption").textContent = `output, ${r.size[0]}×${r.size[1]} px (${r.ms} ms)`;
+    if (r.read) {
+      const on = Object.entries(r.read).filter(([, v]) => v).map(([k]) => k);
+      $("translate-caption").textContent += ` · the input reads as: ${on.length ? on.join(", ") : "no attribute set"}`;
+    }
     message(panel, "");
   } catch (e) {
     $("translate-input").removeAttribute("src");
