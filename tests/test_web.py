@@ -240,3 +240,19 @@ def test_stargan_attribute_controls(browser, tmp_path_factory):
             tab.wait_image("#translate-output", other_than=kept)
         finally:
             tab.close()
+
+
+def test_stylegan_truncation_and_style_mixing_panels(browser, tmp_path_factory):
+    runs = trained_runs(tmp_path_factory, ("stylegan",))
+    with serving([runs["stylegan"]]) as (url, _):
+        tab = Page(browser, url + "/")
+        try:
+            full = tab.wait_image("#generate-image")
+            assert tab.visible("#generate-truncation") and tab.visible("#panel-mix")
+            tab.tab.fill("#generate-truncation", "0.5")
+            tab.wait_image("#generate-image", other_than=full)
+            coarse = tab.wait_image("#mix-image")
+            tab.tab.check(".mix-level[value='fine']")  # B's fine styles too: the mixed row changes
+            tab.wait_image("#mix-image", other_than=coarse)
+        finally:
+            tab.close()

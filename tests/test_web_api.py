@@ -178,16 +178,43 @@ def test_truncation_and_style_mixing_hooks_light_up_their_routes(runs):
         app.entries[0].caps = capabilities(model)
 
     with serving([runs["dcgan"]], prepare=prepare) as (url, app):
+        model = app.entries[0].model
         caps = call(f"{url}/api/models")[1]["models"][0]["capabilities"]
         assert caps["truncation"] and caps["mix"] and not caps["translate"]
         plain = call(f"{url}/api/models/0/generate", {"seed": 3})[1]["image"]
         assert call(f"{url}/api/models/0/generate", {"seed": 3, "truncation": 1.0})[1]["image"] == plain
-        flat = decode(call(f"{url}/api/models/0/generate", {"seed": 3, "truncation": 0.0})[1]["image"])
-        tiles = [flat[2 + 30 * r: 30 + 30 * r, 2 + 30 * c: 30 + 30 * c] for r in range(4) for c in range(4)]
-        assert all(np.array_equal(t, tiles[0]) for t in tiles)  # psi = 0: every sample is the centre
+        half = decode(call(f"{url}/api/models/0/generate", {"seed": 3, "truncation": 0.5})[1]["image"])
+        z = model.latent(16, torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            assert np.array_equal(half, grid_of(model.G(0.5 * z, None), 4))
+        assert "truncation must be above 0" in call(f"{url}/api/models/0/generate", {"seed": 3, "truncation": 0.0})[1]["error"]
         rows = decode(call(f"{url}/api/models/0/mix", {"seed_a": 1, "seed_b": 2, "levels": ["coarse"]})[1]["image"])
         assert np.array_equal(rows[32:60], rows[62:90]) and not np.array_equal(rows[2:30], rows[62:90])
         assert call(f"{url}/api/models/0/mix", {"levels": ["tiny"]})[0] == 400
+
+
+def test_stylegan_truncation_and_mixing(tmp_path_factory):
+    """A real StyleGAN run: the truncation slider is its truncate (w pulled to the tracked average), and
+    the mixed row is A with B's styles at the chosen levels."""
+    run = trained_runs(tmp_path_factory, ("stylegan",))["stylegan"]
+    model = ganforge.load(run).model
+    with serving([run]) as (url, _):
+        caps = call(f"{url}/api/models")[1]["models"][0]["capabilities"]
+        assert caps["generate"] and caps["truncation"] and caps["mix"] and caps["interpolate"] and not caps["translate"]
+        z = model.latent(16, torch.Generator().manual_seed(7))
+        _, r = call(f"{url}/api/models/0/generate", {"seed": 7, "truncation": 0.6})
+        assert np.array_equal(decode(r["image"]), grid_of(model.truncate(z, 0.6), 4))
+        assert call(f"{url}/api/models/0/generate", {"seed": 7})[1]["image"] != r["image"]
+
+        def mixed(levels):
+            return decode(call(f"{url}/api/models/0/mix", {"seed_a": 1, "seed_b": 2, "levels": levels})[1]["image"])
+
+        coarse, everything = mixed(["coarse"]), mixed(["coarse", "middle", "fine"])
+        size = model.size + 2  # a grid cell and its padding
+        row = lambda image, i: image[i * size: (i + 1) * size]  # noqa: E731 - rows A, B, mixed
+        assert np.array_equal(row(everything, 2), row(everything, 1))  # every style from B is B
+        assert np.array_equal(row(mixed([]), 2), row(coarse, 0))  # no style from B is A
+        assert not np.array_equal(row(coarse, 2), row(coarse, 0)) and not np.array_equal(row(coarse, 2), row(coarse, 1))
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ Image-to-image families (`translates = True`: pix2pix, CycleGAN, SRGAN, inpainti
 `takes_mask` shape the panel. What a noise-to-image family can offer beyond `latent()` and `G(z, labels)`
 (optional; the page shows a control only when the model has it, see `capabilities`):
 
-    truncate(z, psi, labels=None) -> images      generation with the truncation trick, psi in [0, 1]
+    truncate(z, psi, labels=None) -> images      generation with the truncation trick, psi in (0, 1]
     mix(z_a, z_b, levels, labels=None) -> images styles at `levels` (coarse, middle, fine) taken from z_b
 """
 from __future__ import annotations
@@ -275,7 +275,10 @@ class App:
             return None
         if not entry.caps["truncation"]:
             raise HTTPError(400, f"{entry.name} has no truncation trick")
-        return number(psi, "truncation", 0.0, 1.0)
+        psi = number(psi, "truncation", 0.0, 1.0)
+        if psi == 0:  # as `ganforge sample --truncation`: (0, 1], 0 would draw the average image only
+            raise HTTPError(400, "truncation must be above 0 (1 = none, 0.7 is typical)")
+        return psi
 
     @torch.no_grad()
     def generate(self, entry: Entry, params: Dict) -> Dict:
