@@ -1,6 +1,7 @@
-"""`ganforge translate`: run a trained image-to-image model (pix2pix, cyclegan, srgan, inpaint) on image files.
+"""`ganforge translate`: run a trained image-to-image model (pix2pix, cyclegan, srgan, inpaint, stargan) on image files.
 
     ganforge translate RUN_OR_CKPT INPUT... --out DIR [--direction a2b|b2a] [--size S] [--full-res] [--mask M]
+    ganforge translate STARGAN_RUN INPUT... --out DIR (--attrs red=1,thick=0 | --all-domains)
 
 Inputs may have any size and aspect ratio: the generators are fully convolutional and pad to their own
 multiple, then crop back. Each output keeps its input's file name (and format). Three resolutions:
@@ -11,14 +12,20 @@ multiple, then crop back. Each output keeps its input's file name (and format). 
   upsampling guided by the input (Kopf et al. 2007) brings the result back to the input's resolution:
   the output's edges follow the input's, at a fraction of the cost of running the generator at full size.
 
+StarGAN translates into target attributes: ``--attrs NAME=0|1,...`` sets the named ones (one member of an
+exclusive group set to 1 clears the others; for domain folders, ``--attrs DOMAIN=1``), and every attribute not
+named keeps the input's own value as read by the attribute classifier (mnist5k-attrs) or by the model's D_cls.
+``--all-domains`` writes, under each input's name, one grid: the input, then its translation into every domain.
+
 Python: ``translate_files(run, inputs, out, ...)`` and ``translate_image(generator, image, ...)``.
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -28,13 +35,15 @@ from PIL import Image
 from ganforge.errors import UserError
 from ganforge.imaging.io import IMAGE_SUFFIXES, read_image
 
+log = logging.getLogger("ganforge")
+
 # The most pixels a generator runs at in one pass (2048 x 2048): about 1 KB of activations per pixel at
 # width 64, so 4 GB. Larger inputs go through --full-res or --size.
 MAX_RUN_PIXELS = 2048 * 2048
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("run", help="a run folder or checkpoint of pix2pix, cyclegan, srgan or inpaint")
+    parser.add_argument("run", help="a run folder or checkpoint of pix2pix, cyclegan, srgan, inpaint or stargan")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, or folders of them")
     parser.add_argument("--out", required=True, help="folder for the outputs, named as their inputs")
     parser.add_argument("--direction", choices=["a2b", "b2a"], default="a2b", help="cyclegan: A -> B (G) or B -> A (F)")
@@ -43,20 +52,26 @@ def add_arguments(parser) -> None:
                         help="run the generator at its training size (or --size) and upsample the result to the "
                              "input's resolution with joint bilateral upsampling guided by the input")
     parser.add_argument("--mask", help="inpaint: a mask image of the input's size (white = fill in), or 'center'")
+    parser.add_argument("--attrs", metavar="NAME=0|1,...",
+                        help="stargan: target attributes, e.g. red=1,thick=0; the others keep the input's values")
+    parser.add_argument("--all-domains", action="store_true",
+                        help="stargan: write each input and its translations into every domain as one grid")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
 
 def run(args) -> int:
     written = translate_files(args.run, args.inputs, args.out, direction=args.direction, size=args.size,
-                              full_res=args.full_res, mask=args.mask, device=args.device)
+                              full_res=args.full_res, mask=args.mask, attrs=args.attrs, all_domains=args.all_domains,
+                              device=args.device)
     print(f"translated {len(written)} image{'s' if len(written) != 1 else ''} -> {args.out}")
     return 0
 
 
 def translate_files(run: Union[str, os.PathLike], inputs: Sequence[Union[str, os.PathLike]], out: Union[str, os.PathLike], *,
                     direction: str = "a2b", size: Optional[int] = None, full_res: bool = False, mask: Optional[str] = None,
-                    device: str = "cpu") -> List[Path]:
-    """Translate image files into `out`, each under its own name; returns the paths written."""
+                    attrs: Optional[str] = None, all_domains: bool = False, device: str = "cpu") -> List[Path]:
+    """Translate image files into `out`, each under its own name; returns the paths written. `attrs`
+    ("red=1,thick=0") or `all_domains` say what an attribute model (stargan) makes of each input."""
     from ganforge import api
 
     if size is not None and size < 1:
@@ -70,14 +85,54 @@ def translate_files(run: Union[str, os.PathLike], inputs: Sequence[Union[str, os
         raise UserError(f"--mask is for inpaint models; {run} holds a {model.name} model")
     if model.takes_mask and mask is None:
         raise UserError("inpaint needs --mask: a mask image (white = fill in) or 'center'")
+    settings, domains = _attribute_targets(model, run, attrs, all_domains)
     jobs = _jobs(inputs, Path(out))
     written = []
     for source, target in jobs:
         image = read_image(source)
         hole = None if mask is None else _read_mask(mask, source, image.shape[:2])
-        result = translate_image(generator, image, direction=direction, size=size, full_res=full_res, mask=hole, name=str(source))
+        options = dict(direction=direction, size=size, full_res=full_res, mask=hole, name=str(source))
+        if domains is None:
+            result = translate_image(generator, image, attrs=settings, **options)
+        else:
+            result = _domain_grid(image, [translate_image(generator, image, attrs=domain, **options) for domain in domains])
         written.append(_save(result, target))
     return written
+
+
+def _attribute_targets(model, run, attrs: Optional[str], all_domains: bool):
+    """(settings for every input or None, the settings of every domain or None), checked before any file is read."""
+    if model.needs != "attributes":
+        if attrs is not None or all_domains:
+            raise UserError(f"--attrs and --all-domains are for attribute models (stargan); {run} holds a {model.name} model")
+        return None, None
+    if (attrs is None) == (not all_domains):
+        raise UserError(f"{model.name} needs its targets: --attrs NAME=0|1,... (attributes: "
+                        f"{', '.join(model.attribute_names)}) or --all-domains, one of the two")
+    if attrs is not None:
+        from ganforge.models.stargan import parse_attrs
+
+        settings = parse_attrs(attrs)
+        model.check_settings(settings)
+        return settings, None
+    vectors, names = model.all_domains()
+    log.info("each grid: input | %s", " | ".join(names))
+    return None, [dict(zip(model.attribute_names, (int(v) for v in vector))) for vector in vectors.tolist()]
+
+
+def _domain_grid(image: np.ndarray, outputs: List[np.ndarray]) -> np.ndarray:
+    """The input uint8 (H, W, C) and its translations (h, w, C') side by side, as one uint8 image; the input is
+    shown at the outputs' size and channels."""
+    from ganforge.imaging.grid import make_grid
+    from ganforge.imaging.transforms import match_channels
+
+    cells = torch.from_numpy(np.stack(outputs)).permute(0, 3, 1, 2)  # (M, C', h, w)
+    first = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None]
+    if first.shape[-2:] != cells.shape[-2:]:
+        first = F.interpolate(first.float(), size=cells.shape[-2:], mode="bilinear", antialias=True,
+                              align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+    first = match_channels(first, cells.shape[1])
+    return make_grid(torch.cat([first, cells]), nrow=len(outputs) + 1).permute(1, 2, 0).numpy()
 
 
 def _jobs(inputs: Sequence, out: Path) -> List[tuple]:
@@ -120,8 +175,10 @@ def _read_mask(mask: str, source: Path, shape) -> np.ndarray:
 
 @torch.no_grad()
 def translate_image(generator, image: np.ndarray, *, direction: str = "a2b", size: Optional[int] = None, full_res: bool = False,
-                    mask: Optional[np.ndarray] = None, name: str = "the input") -> np.ndarray:
-    """One image uint8 (H, W, C) through a loaded model (``ganforge.load``) -> uint8 (H', W', C')."""
+                    mask: Optional[np.ndarray] = None, attrs: Optional[Dict[str, int]] = None,
+                    name: str = "the input") -> np.ndarray:
+    """One image uint8 (H, W, C) through a loaded model (``ganforge.load``) -> uint8 (H', W', C'). `attrs`: an
+    attribute model's targets {name: 0 or 1}, the rest kept as the model reads them in the image."""
     model = generator.model
     wanted = model.input_channels(direction)
     channels = image.shape[2]
@@ -150,7 +207,10 @@ def translate_image(generator, image: np.ndarray, *, direction: str = "a2b", siz
 
         small_hole = hole if small.shape[-2:] == (h, w) else F.interpolate(hole.float(), size=small.shape[-2:], mode="nearest") > 0.5
         source = masked_input(small, small_hole)
-    out = model.translate(source, direction)  # (1, C', h', w') in [-1, 1]
+    if attrs is not None:
+        out = model.translate(source, direction, target=model.target_for(source, attrs))  # (1, C', h', w') in [-1, 1]
+    else:
+        out = model.translate(source, direction)
     if full_res and out.shape[-2:] != (h, w):
         out = upsample_guided(out, x, small)
         if hole is not None:  # only the hole is invented; every known pixel keeps the input's full-resolution value
