@@ -23,6 +23,7 @@ TINY = {
     "pix2pix": ["width=4"], "inpaint": ["width=4"],
     "cyclegan": ["width=4", "n_blocks=1", "pool_size=4"],
     "srgan": ["width=4", "n_blocks=1"],
+    "stargan": ["width=4", "n_blocks=1", "n_critic=2"],
     "stylegan": ["width=4", "max_width=8", "z_dim=8", "w_dim=8", "r1_every=2"],  # R1 runs within the steps
 }
 STEPS = 6
