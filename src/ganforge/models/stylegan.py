@@ -1,0 +1,139 @@
+"""StyleGAN (Karras et al. 2019) with StyleGAN2's generator and discriminator (Karras et al. 2020).
+
+Training: the non-saturating loss, style mixing regularisation on 90% of the fakes, lazy R1 on real data
+every `r1_every` discriminator steps, Adam (0, 0.99) and an EMA of G. Sampling: the EMA generator with its
+fixed noise, optionally truncated towards the tracked average w; styles of the three levels can be mixed.
+The networks live in ganforge/nn/stylegan.py.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence
+
+import torch
+from torch import nn
+
+from ganforge import losses
+from ganforge.errors import UserError
+from ganforge.models import register
+from ganforge.models.base import GANModel
+from ganforge.nn.stylegan import StyleDiscriminator, StyleGenerator, crossover_mask, mix_styles
+
+Tensor = torch.Tensor
+
+ADAM = {"name": "adam", "lr": 0.0025, "betas": [0.0, 0.99]}  # StyleGAN2 appendix B
+
+
+def check_psi(psi) -> float:
+    """The truncation psi as a float in (0, 1], else one clear line."""
+    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0.0 < psi <= 1.0:
+        raise UserError(f"truncation must be in (0, 1] (1 = none, 0.7 is typical), got {psi}")
+    return float(psi)
+
+
+@register
+class StyleGAN(GANModel):
+    name = "stylegan"
+    paper = "Karras et al. 2019, A Style-Based Generator Architecture for GANs (+ StyleGAN2, Karras et al. 2020)"
+    summary = "mapping network to W, modulated convolutions, noise inputs, style mixing, truncation, R1, EMA"
+    defaults = {
+        "size": 32,  # a power of two for the 4 x 4 pyramid: 28-px digits are resized to 32 (samples are written at 28)
+        "z_dim": 128,
+        "w_dim": 128,
+        "mapping_layers": 2,  # the paper's 8 are for FFHQ; StyleGAN2-ADA uses 2 for CIFAR-10 (Karras 2020b, appendix)
+        "mapping_lr_mul": 0.01,  # StyleGAN section 2 / appendix C
+        "width": 16,  # channels at the image size, doubling per halving
+        "max_width": 128,
+        "mixing_prob": 0.9,  # StyleGAN section 3.1
+        "w_avg_beta": 0.995,  # the tracked average w for truncation (StyleGAN2 code)
+        "r1_gamma": 0.1,
+        "r1_every": 16,  # lazy regularisation (StyleGAN2 section 3.1)
+        "loss": "nonsaturating",
+        "batch_size": 32,
+        "optim": {"G": ADAM, "D": ADAM},
+        "ema": {"beta": 0.998},  # half-life of ~10k images at batch 32 (StyleGAN2's ema_kimg = 10)
+    }
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
+        if cfg.r1_every < 1:
+            raise UserError(f"r1_every must be at least 1, got {cfg.r1_every}")
+        self.G = StyleGenerator(cfg.z_dim, cfg.w_dim, self.channels, self.size, cfg.width, cfg.max_width,
+                                cfg.mapping_layers, cfg.mapping_lr_mul, cfg.w_avg_beta)
+        self.D = StyleDiscriminator(self.channels, self.size, cfg.width, cfg.max_width)
+
+    # --- training --------------------------------------------------------------------------------
+    def mixed_fake(self, n: int, device) -> Tensor:
+        """A fake batch with style mixing: two latents per image, crossing over at a random layer."""
+        z = torch.randn(2 * n, self.z_dim, device=device)
+        w = self.G.mapping(z)
+        ws_a, ws_b = self.G.broadcast(w[:n]), self.G.broadcast(w[n:])
+        mask, _ = crossover_mask(n, self.G.num_ws, self.cfg.mixing_prob, device)
+        return self.G.synthesis(mix_styles(ws_a, ws_b, mask))
+
+    def d_step(self, batch, ctx):
+        real = batch["image"]
+        n = real.shape[0]
+        if ctx.last_repeat:  # kept with its graph for the G step (see base.make_fake)
+            fake = self.mixed_fake(n, real.device)
+            ctx.cache["fake"] = fake
+            fake = fake.detach()
+        else:
+            with torch.no_grad():
+                fake = self.mixed_fake(n, real.device)
+        # real and fake scored apart: the minibatch-stddev layer must not mix them within a group
+        lazy_r1 = self.cfg.r1_gamma > 0 and ctx.step % self.cfg.r1_every == 0
+        if lazy_r1:
+            real = real.detach().requires_grad_(True)
+        d_real, d_fake = self.score(real), self.score(fake)
+        out = {"loss": losses.d_loss(self.cfg.loss, d_real, d_fake)}
+        if lazy_r1:
+            # gamma / 2 * E||grad D(x)||^2, weighted by the interval so that its average strength is unchanged
+            r1 = losses.r1_penalty(d_real, real)
+            out["loss"] = out["loss"] + self.cfg.r1_gamma / 2 * self.cfg.r1_every * r1
+            out["r1"] = r1.detach()
+        return out
+
+    def g_step(self, batch, ctx):
+        fake = ctx.cache.pop("fake") if "fake" in ctx.cache else self.mixed_fake(batch["image"].shape[0], batch["image"].device)
+        return {"loss": losses.g_loss(self.cfg.loss, self.score(fake))}
+
+    # --- sampling and exploring ------------------------------------------------------------------
+    def _generator(self, nets: Optional[Dict[str, nn.Module]]) -> StyleGenerator:
+        return (nets or {}).get("G", self.G)
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+               nets: Optional[Dict[str, nn.Module]] = None, truncation: Optional[float] = None) -> Tensor:
+        G = self._generator(nets)
+        z = self.latent(n, generator, next(G.parameters()).device)
+        return self.truncate(z, 1.0 if truncation is None else truncation, nets=nets)
+
+    @torch.no_grad()
+    def sample_seeded(self, n: int, seed: int, device, labels: Optional[Tensor] = None,
+                      nets: Optional[Dict[str, nn.Module]] = None, batch: int = 500, truncation: Optional[float] = None) -> Tensor:
+        g = torch.Generator(device=device).manual_seed(seed)
+        return torch.cat([self.sample(min(batch, n - i), generator=g, nets=nets, truncation=truncation).cpu() for i in range(0, n, batch)])
+
+    @torch.no_grad()
+    def truncate(self, z: Tensor, psi: float, labels: Optional[Tensor] = None, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """Images (N, C, H, W) in [-1, 1] from z with w pulled towards the average w: w_avg + psi (w - w_avg)."""
+        return self._generator(nets)(z, psi=check_psi(psi)).clamp(-1, 1)
+
+    @torch.no_grad()
+    def styles(self, z: Tensor, psi: float = 1.0, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """z (N, z_dim) -> ws (N, num_ws, w_dim), truncated by psi."""
+        G = self._generator(nets)
+        return G.broadcast(G.mapping.truncate(G.mapping(z), check_psi(psi)))
+
+    @torch.no_grad()
+    def synthesize(self, ws: Tensor, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """ws (N, num_ws, w_dim) -> images (N, C, H, W) in [-1, 1]."""
+        return self._generator(nets).synthesis(ws).clamp(-1, 1)
+
+    @torch.no_grad()
+    def mix(self, z_a: Tensor, z_b: Tensor, levels: Sequence[str], labels: Optional[Tensor] = None,
+            psi: float = 1.0, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """Images of z_a whose styles at `levels` (coarse, middle, fine) come from z_b (StyleGAN figure 3)."""
+        G = self._generator(nets)
+        mask = G.synthesis.level_mask(list(levels))
+        return self.synthesize(mix_styles(self.styles(z_a, psi, nets), self.styles(z_b, psi, nets), mask), nets)
