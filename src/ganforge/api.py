@@ -65,17 +65,25 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
     return summary
 
 
+MAX_SAMPLES = 100_000  # one call's samples are held in memory at once (100,000 RGB 64-px images: 5 GB)
+MAX_SEED = 2**31 - 1  # as a run's seed
+
+
 class Generator:
     """A trained generator loaded from a checkpoint, ready to sample on any device."""
 
     def __init__(self, path: Union[str, Path], device: str = "cpu"):
         tensors, meta = checkpoint.load(str(path), device="cpu")
+        from ganforge.training.trainer import pick_device
+
         self.meta, self.info = meta, meta["data"]
-        self.cfg = config_mod.Config(meta["config"])
-        self.data_spec = self.cfg.data
         self.step = meta["step"]
-        self.device = torch.device(device)
+        self.device = pick_device(device)
         model_cls = get_model(meta["model"])
+        # a run written before a setting existed takes the setting's default
+        defaults = config_mod.resolve(meta["model"], model_cls.defaults, None, {}, [])
+        self.cfg = config_mod.Config(config_mod.deep_merge(defaults, meta["config"]))
+        self.data_spec = self.cfg.data
         self.model = model_cls(self.cfg, self.info)
         nets = {}
         for name, module in self.model.named_children():
@@ -110,8 +118,10 @@ class Generator:
     @torch.no_grad()
     def sample(self, n: int, labels: Optional[Sequence[Union[int, str]]] = None, seed: int = 0, batch: int = 500) -> torch.Tensor:
         """n samples (n, C, H, W) in [-1, 1] on the CPU; labels cycle when fewer than n are given."""
-        if n <= 0:
-            raise UserError(f"--n must be greater than 0, got {n}")
+        if not 0 < n <= MAX_SAMPLES:
+            raise UserError(f"--n must be between 1 and {MAX_SAMPLES:,}, got {n}")
+        if not 0 <= seed <= MAX_SEED:
+            raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
         label_tensor = None
         if labels is not None and len(labels):
             idx = [self.label_index(label) for label in labels]

@@ -138,8 +138,10 @@ def cmd_sample(args) -> int:
         if g.last_labels is not None:
             out["labels"] = g.last_labels.numpy().astype(np.int64)
         _check_writable(args.npz)
-        np.savez_compressed(args.npz, **out)
-        written.append(args.npz)
+        npz = args.npz if args.npz.endswith(".npz") else f"{args.npz}.npz"  # numpy would add it silently
+        _check_writable(npz)
+        np.savez_compressed(npz, **out)
+        written.append(npz)
     if args.grid or not args.npz:
         grid = args.grid or str(_run_dir(args.run) / "samples" / f"sample_seed{args.seed}.png")
         _check_writable(grid)
@@ -158,6 +160,8 @@ def _run_dir(path: str) -> Path:
 
 
 def _check_writable(path: str) -> None:
+    if Path(path).expanduser().is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; give a file name")
     parent = Path(path).expanduser().resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)

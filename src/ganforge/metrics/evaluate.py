@@ -39,6 +39,7 @@ DIGIT_METRICS = {"cfd": "cfd", "acc": "accuracy", "score": "score"}  # our name 
 ALL_METRICS = INCEPTION_METRICS + tuple(DIGIT_METRICS)
 DEFAULT_METRICS = ("fid", "kid", "pr")
 DEFAULT_N = 1000  # about 70 s of Inception on 2 idle CPU cores for the samples (real features are cached)
+MAX_N = 100_000  # the images of a set are held in memory at once (twice the 50,000 of the usual FID)
 _CHUNK = 500  # generated images made and scored at a time
 _SUBSET_SEED = 0  # the real subset does not depend on --seed: equal N means equal real images
 
@@ -274,8 +275,8 @@ def run_eval(args) -> int:
     from ganforge.config import MAX_SEED
 
     metrics = parse_metrics(args.metrics)
-    if args.n is not None and args.n < 2:
-        raise UserError(f"--n must be at least 2, got {args.n}")
+    if args.n is not None and not 2 <= args.n <= MAX_N:
+        raise UserError(f"--n must be between 2 and {MAX_N:,}, got {args.n}")
     if not 0 <= args.seed <= MAX_SEED:
         raise UserError(f"--seed must be a whole number from 0 to {MAX_SEED}, got {args.seed}")
     progress = sys.stderr.isatty()

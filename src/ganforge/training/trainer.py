@@ -38,9 +38,15 @@ log = logging.getLogger("ganforge")
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown --device '{name}': use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"--device {name}: ganforge runs on cpu or cuda")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: no CUDA GPU is visible to torch here; use --device cpu")
+    return device
 
 
 def build_optimizer(params: List[nn.Parameter], opt: Dict) -> torch.optim.Optimizer:
