@@ -153,7 +153,7 @@ def test_spectral_norm_bounds_each_layer_by_one():
 def test_score_pair_keeps_batch_norm_statistics_apart():
     # With batch norm in D, scoring real and fake in one batch would let D tell them apart by batch statistics.
     torch.manual_seed(0)
-    model = build("dcgan", 28).train()
+    model = build("dcgan", 28, sets=["d_norm=batch"]).train()
     real, fake = torch.rand(6, 1, 28, 28) * 2 - 1, torch.rand(6, 1, 28, 28) * 0.2
     r, f = model.score_pair(real, fake)
     assert torch.allclose(r, model.D(real), atol=1e-6) and torch.allclose(f, model.D(fake), atol=1e-6)

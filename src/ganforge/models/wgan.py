@@ -17,6 +17,7 @@ class WGAN(DCGAN):
         "loss": "wasserstein",
         "n_critic": 5,
         "clip": 0.01,
+        "d_norm": "batch",  # the paper's experiments used the DCGAN critic, batch norm included
         "batch_size": 64,
         "optim": {"G": RMSPROP, "D": RMSPROP},
     }
