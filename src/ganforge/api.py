@@ -116,12 +116,18 @@ class Generator:
         return index
 
     @torch.no_grad()
-    def sample(self, n: int, labels: Optional[Sequence[Union[int, str]]] = None, seed: int = 0, batch: int = 500) -> torch.Tensor:
-        """n samples (n, C, H, W) in [-1, 1] on the CPU; labels cycle when fewer than n are given."""
+    def sample(self, n: int, labels: Optional[Sequence[Union[int, str]]] = None, seed: int = 0, batch: int = 500,
+               truncation: Optional[float] = None) -> torch.Tensor:
+        """n samples (n, C, H, W) in [-1, 1] on the CPU; labels cycle when fewer than n are given.
+
+        truncation: psi in (0, 1] for models with the truncation trick (stylegan): every latent is pulled
+        towards the average w by that factor; None leaves them be."""
         if not 0 < n <= MAX_SAMPLES:
             raise UserError(f"--n must be between 1 and {MAX_SAMPLES:,}, got {n}")
         if not 0 <= seed <= MAX_SEED:
             raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+        if truncation is not None:
+            check_truncation(self, truncation)
         label_tensor = None
         if labels is not None and len(labels):
             idx = [self.label_index(label) for label in labels]
@@ -129,7 +135,8 @@ class Generator:
         elif self.model.needs == "labels":
             label_tensor = torch.arange(n, device=self.device) % len(self.classes)
         self.last_labels = None if label_tensor is None else label_tensor.cpu()
-        return self.model.sample_seeded(n, seed, self.device, label_tensor, batch=batch)
+        extra = {} if truncation is None else {"truncation": truncation}
+        return self.model.sample_seeded(n, seed, self.device, label_tensor, batch=batch, **extra)
 
     def to_native_uint8(self, images: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) in [-1, 1] -> uint8 (N, H, W, C) at the dataset's native size (28 for MNIST)."""
@@ -137,6 +144,14 @@ class Generator:
         if images.shape[-1] != native:
             images = torch.nn.functional.interpolate(images, size=(native, native), mode="bilinear", antialias=True, align_corners=False)
         return to_uint8(images).permute(0, 2, 3, 1).contiguous()
+
+
+def check_truncation(generator: Generator, psi) -> None:
+    """One clear line unless the generator has the truncation trick and psi is in (0, 1]."""
+    if not callable(getattr(generator.model, "truncate", None)):
+        raise UserError(f"this {generator.meta['model']} model has no truncation trick (stylegan has): drop --truncation")
+    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0.0 < psi <= 1.0:
+        raise UserError(f"--truncation must be in (0, 1] (1 = none, 0.7 is typical), got {psi}")
 
 
 def load(path: Union[str, Path], device: str = "cpu") -> Generator:

@@ -21,6 +21,7 @@ PLUGGED_COMMANDS = {
     "eval": ("ganforge.metrics.evaluate", "add_eval_arguments", "run_eval", "FID, KID, precision/recall and the digit figures"),
     "translate": ("ganforge.translate", "add_arguments", "run", "translate images with an image-to-image model"),
     "serve": ("ganforge.web.server", "add_arguments", "run", "a web page to explore trained models"),
+    "explore": ("ganforge.explore", "add_arguments", "run", "style-mixing grids, latent interpolations and animated walks"),
 }
 
 
@@ -69,6 +70,8 @@ def _add_sample(sub) -> None:
     labels.add_argument("--label", help="one class (index or name) for every sample")
     labels.add_argument("--labels", help="comma-separated classes, cycled over the samples")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truncation", type=float, metavar="PSI",
+                   help="psi in (0, 1]: pull latents towards the average w (stylegan; 0.7 trades variety for quality)")
     p.add_argument("--grid", help="write a PNG grid here (default: RUN/samples/sample_seedS.png unless --npz is given)")
     p.add_argument("--npz", help="write images uint8 (N, H, W, C) at the data's native size, and labels")
     p.add_argument("--device", default="cpu")
@@ -131,7 +134,7 @@ def cmd_sample(args) -> int:
 
     g = api.load(args.run, device=args.device)
     labels = [args.label] if args.label is not None else (args.labels.split(",") if args.labels else None)
-    images = g.sample(args.n, labels=labels, seed=args.seed)
+    images = g.sample(args.n, labels=labels, seed=args.seed, truncation=args.truncation)
     written = []
     if args.npz:
         out = {"images": g.to_native_uint8(images).numpy()}

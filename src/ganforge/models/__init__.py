@@ -29,6 +29,7 @@ def get_model(name: str) -> Type[GANModel]:
 # The registry: one line per family.
 from ganforge.models import gan, cgan, dcgan, lsgan, wgan, wgan_gp, acgan  # noqa: E402,F401
 from ganforge.models import pix2pix, cyclegan, srgan, inpaint  # noqa: E402,F401
+from ganforge.models import stylegan  # noqa: E402,F401
 from ganforge.models import stargan  # noqa: E402,F401
 
 __all__ = ["GANModel", "Phase", "StepContext", "MODELS", "register", "get_model"]

@@ -31,18 +31,23 @@ from torch import nn
 import torch.nn.functional as F
 
 from ganforge.errors import UserError
+from ganforge.nn.unet import pad_to_multiple
 
 LEVELS = ("coarse", "middle", "fine")
 ACT_GAIN = math.sqrt(2.0)  # keeps the activations' magnitude through leaky ReLU (StyleGAN2's def_gain)
 
 
-def resolutions(size: int) -> List[int]:
-    """4, 8, ..., size for a power-of-two size of at least 8."""
-    n = math.log2(size) if size > 0 else 0.5
-    if size < 8 or n != int(n):
-        raise UserError(f"image size {size} is not supported by stylegan: use a power of two from 8 up "
-                        f"(32 for 28-px digits: --set size=32)")
-    return [2 ** i for i in range(2, int(n) + 1)]
+def network_size(size: int) -> int:
+    """The power of two (at least 8) the networks run at for images of `size`: 32 for 28-px digits.
+
+    G's image is cropped to `size` and D's input padded back: resizing instead (28 -> 32 -> 28) blurs
+    digits so much that real data alone scores cFD 65 against the held-out digits (8 unresized)."""
+    return max(8, 2 ** math.ceil(math.log2(size)))
+
+
+def resolutions(net_size: int) -> List[int]:
+    """4, 8, ..., net_size (a power of two)."""
+    return [2 ** i for i in range(2, int(math.log2(net_size)) + 1)]
 
 
 def level_of(resolution: int, size: int) -> str:
@@ -219,7 +224,12 @@ class SynthesisBlock(nn.Module):
 
 
 class SynthesisNetwork(nn.Module):
-    """ws (N, num_ws, w_dim) -> images (N, C, size, size), unbounded (no tanh, as in StyleGAN)."""
+    """ws (N, num_ws, w_dim) -> images (N, C, size, size) in [-1, 1].
+
+    The image ends in tanh, as DCGAN's does, where StyleGAN's is unbounded: within a few thousand steps
+    the unbounded image stayed far from the data (cFD 444 against 131 with tanh after 600 steps on
+    mnist5k), while its range is reached at once through tanh.
+    """
 
     def __init__(self, w_dim: int, channels: int, size: int, width: int, max_width: int):
         super().__init__()
@@ -244,18 +254,20 @@ class SynthesisNetwork(nn.Module):
         for block in self.blocks:
             x, img = block(x, img, ws[:, i : i + block.num_ws], noise_generator)
             i += block.num_ws
-        return upsample(img) + self.to_image(x, ws[:, i])
+        return torch.tanh(upsample(img) + self.to_image(x, ws[:, i]))
 
 
 class StyleGenerator(nn.Module):
-    """z (N, z_dim) [+ ignored labels] -> images (N, C, size, size): the mapping then the synthesis network."""
+    """z (N, z_dim) [+ ignored labels] -> images (N, C, size, size) in [-1, 1]: the mapping network, then the
+    synthesis network at network_size(size), centre-cropped to size."""
 
     def __init__(self, z_dim: int, w_dim: int, channels: int, size: int, width: int = 16, max_width: int = 128,
                  mapping_layers: int = 8, mapping_lr_mul: float = 0.01, w_avg_beta: float = 0.995):
         super().__init__()
         self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers, mapping_lr_mul, w_avg_beta)
-        self.synthesis = SynthesisNetwork(w_dim, channels, size, width, max_width)
+        self.synthesis = SynthesisNetwork(w_dim, channels, network_size(size), width, max_width)
         self.num_ws = self.synthesis.num_ws
+        self.size = size
 
     def broadcast(self, w: torch.Tensor) -> torch.Tensor:
         """w (N, w_dim) -> ws (N, num_ws, w_dim): the same style at every layer."""
@@ -266,7 +278,12 @@ class StyleGenerator(nn.Module):
         w = self.mapping(z)
         if psi != 1.0:
             w = self.mapping.truncate(w, psi)
-        return self.synthesis(self.broadcast(w), noise_generator)
+        return self.crop(self.synthesis(self.broadcast(w), noise_generator))
+
+    def crop(self, img: torch.Tensor) -> torch.Tensor:
+        """The synthesis network's image (N, C, S, S) -> the centre (N, C, size, size), as pad_to_multiple pads."""
+        top = (img.shape[-1] - self.size) // 2
+        return img[..., top : top + self.size, top : top + self.size]
 
 
 class MinibatchStd(nn.Module):
@@ -304,12 +321,14 @@ class DiscriminatorBlock(nn.Module):
 
 
 class StyleDiscriminator(nn.Module):
-    """images (N, C, size, size) [+ ignored labels] -> raw scores (N,)."""
+    """images (N, C, size, size) [+ ignored labels] -> raw scores (N,); images are padded (reflected) to
+    network_size(size) first."""
 
     def __init__(self, channels: int, size: int, width: int = 16, max_width: int = 128, mbstd_group: int = 4):
         super().__init__()
-        ch = channel_widths(size, width, max_width)
-        self.from_rgb = EqualConv2d(channels, ch[size // 2], 4, stride=2)  # the full resolution's one layer
+        self.net_size = network_size(size)
+        ch = channel_widths(self.net_size, width, max_width)
+        self.from_rgb = EqualConv2d(channels, ch[self.net_size // 2], 4, stride=2)  # the full resolution's one layer
         self.blocks = nn.Sequential(*[DiscriminatorBlock(ch[r], ch[r // 2]) for r in reversed(list(ch)) if r > 4])
         self.mbstd = MinibatchStd(mbstd_group)
         self.conv = EqualConv2d(ch[4] + 1, ch[4], 3)
@@ -317,6 +336,7 @@ class StyleDiscriminator(nn.Module):
         self.out = EqualLinear(ch[4], 1)
 
     def forward(self, x: torch.Tensor, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x, _ = pad_to_multiple(x, self.net_size)
         x = self.blocks(self.from_rgb(x))
         x = self.conv(self.mbstd(x))
         return self.out(self.fc(x.flatten(1))).squeeze(1)

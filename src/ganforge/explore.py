@@ -1,0 +1,215 @@
+"""`ganforge explore`: pictures of a trained generator's latent space.
+
+    ganforge explore RUN mix         --out mix.png    [--rows 3] [--cols 5] [--seed S] [--truncation PSI]
+    ganforge explore RUN interpolate --out strip.png  [--seeds 0,1,2] [--steps 8] [--space w|z]
+    ganforge explore RUN gif         --out walk.gif   [--seeds 0,1,2,3] [--steps 16] [--space w|z] [--fps 12]
+
+- mix: the style-mixing grid of StyleGAN figure 3. The top row holds the source-B images, the left
+  column the source-A images; each cell is A with the styles of one level (coarse, middle or fine; one
+  block of rows per level) taken from B. Needs a model with styles (stylegan).
+- interpolate: one strip per consecutive pair of seeds, from one image to the next: lerp in W (StyleGAN
+  section 4: W is the disentangled space, so straight lines in it stay among images) or slerp in Z (White
+  2016: Gaussian latents live near a sphere, which straight lines leave). Z works for every noise model.
+- gif: the same walk through all the seeds and back to the first, as an animated GIF.
+
+Seed S names the latent `ganforge sample --seed S` draws first, so a picture can be matched to a sample.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+import torch
+
+from ganforge.errors import UserError
+from ganforge.imaging.grid import make_grid
+
+Tensor = torch.Tensor
+LEVELS = ("coarse", "middle", "fine")
+SPACES = ("w", "z")
+
+
+def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
+    """Spherical interpolation of latents (N, D) (White 2016); linear where a and b are (anti)parallel."""
+    a_unit = a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    b_unit = b / b.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    omega = torch.acos((a_unit * b_unit).sum(dim=1, keepdim=True).clamp(-1.0, 1.0))
+    sin_omega = torch.sin(omega)
+    spherical = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / sin_omega.clamp_min(1e-12)
+    return torch.where(sin_omega.abs() < 1e-6, torch.lerp(a, b, t), spherical)
+
+
+def parse_seeds(text: str) -> List[int]:
+    """'0,1,5' -> [0, 1, 5]."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds must be comma-separated whole numbers, e.g. 0,1,2; got '{text}'") from None
+    if any(s < 0 for s in seeds):
+        raise UserError(f"--seeds must be 0 or more, got '{text}'")
+    return seeds
+
+
+class Explorer:
+    """A loaded generator (ganforge.load) and the latent-space pictures it can make."""
+
+    def __init__(self, generator, label=None):
+        self.g, self.model, self.device = generator, generator.model, generator.device
+        if getattr(self.model, "translates", False) or self.model.needs not in ("images", "labels"):
+            raise UserError(f"{self.g.meta['model']} translates images; explore needs a model that generates from noise")
+        self.label = None
+        if self.model.needs == "labels":  # a conditional model keeps one class along every path
+            self.label = generator.label_index(0 if label is None else label)
+        elif label is not None:
+            generator.label_index(label)  # raises the not-conditional error
+
+    @property
+    def has_styles(self) -> bool:
+        return callable(getattr(self.model, "mix", None))
+
+    def latents(self, seeds: Sequence[int]) -> Tensor:
+        """(len(seeds), z_dim): seed s's latent is the first of `ganforge sample --seed s`."""
+        return torch.cat([self.model.latent(1, torch.Generator(device=self.device).manual_seed(s), self.device) for s in seeds])
+
+    def _labels(self, n: int) -> Optional[Tensor]:
+        return None if self.label is None else torch.full((n,), self.label, device=self.device, dtype=torch.long)
+
+    @torch.no_grad()
+    def render(self, z: Tensor, psi: float = 1.0) -> Tensor:
+        if psi != 1.0:
+            return self.model.truncate(z, psi, self._labels(z.shape[0]))
+        return self.model.G(z, self._labels(z.shape[0])).clamp(-1, 1)
+
+    @torch.no_grad()
+    def mixing_grid(self, rows: int = 3, cols: int = 5, seed: int = 0, psi: float = 1.0,
+                    levels: Sequence[str] = LEVELS) -> Tensor:
+        """The style-mixing grid as one uint8 image (C, H', W'): a blank corner, then B across the top;
+        per level, `rows` rows of A followed by A with that level's styles from B."""
+        if not self.has_styles:
+            raise UserError(f"{self.g.meta['model']} has no styles to mix; style mixing needs a stylegan run")
+        _check_count(rows, "--rows", 1, 16)
+        _check_count(cols, "--cols", 1, 16)
+        z_a = self.latents(range(seed, seed + rows))
+        z_b = self.latents(range(seed + rows, seed + rows + cols))
+        a, b = self.render(z_a, psi), self.render(z_b, psi)
+        cells = [torch.full_like(b[:1], -1.0), b]
+        for level in levels:
+            for i in range(rows):
+                mixed = self.model.mix(z_a[i : i + 1].expand(cols, -1), z_b, [level], self._labels(cols), psi=psi)
+                cells += [a[i : i + 1], mixed]
+        return make_grid(torch.cat(cells).cpu(), nrow=cols + 1)
+
+    @torch.no_grad()
+    def path(self, seeds: Sequence[int], steps: int, space: str = "w", psi: float = 1.0, closed: bool = False) -> List[Tensor]:
+        """Images (steps, C, H, W) along each leg between consecutive seeds (and back to the first if
+        `closed`); each leg includes its start and its end."""
+        if space not in SPACES:
+            raise UserError(f"--space must be w or z, got '{space}'")
+        if space == "w" and not self.has_styles:
+            raise UserError(f"{self.g.meta['model']} has no W space; use --space z")
+        _check_count(steps, "--steps", 2, 256)
+        if len(seeds) < 2:
+            raise UserError("give at least two --seeds to interpolate between, e.g. --seeds 0,1")
+        z = self.latents(seeds)
+        ends = list(range(len(seeds))) + ([0] if closed else [])
+        ts = torch.linspace(0, 1, steps).tolist()
+        legs = []
+        for i, j in zip(ends, ends[1:]):
+            if space == "z":
+                legs.append(torch.cat([self.render(slerp(z[i : i + 1], z[j : j + 1], t), psi) for t in ts]))
+            else:
+                w = self.model.styles(z[[i, j]], psi)  # (2, num_ws, w_dim)
+                ws = torch.stack([torch.lerp(w[0], w[1], t) for t in ts])
+                legs.append(self.model.synthesize(ws))
+        return [leg.cpu() for leg in legs]
+
+    def strip(self, seeds: Sequence[int], steps: int = 8, space: str = "w", psi: float = 1.0) -> Tensor:
+        """The interpolation strips as one uint8 image: one row per consecutive pair of seeds."""
+        legs = self.path(seeds, steps, space, psi)
+        return make_grid(torch.cat(legs), nrow=steps)
+
+    def gif(self, path, seeds: Sequence[int], steps: int = 16, space: str = "w", psi: float = 1.0, fps: float = 12.0,
+            scale: Optional[int] = None) -> Path:
+        """An animated GIF of the closed walk through the seeds, each frame enlarged `scale` times
+        (default: to at least 128 px)."""
+        from PIL import Image
+
+        from ganforge.data.base import to_uint8
+
+        if not 0 < fps <= 100:
+            raise UserError(f"--fps must be in (0, 100], got {fps}")
+        legs = self.path(seeds, steps, space, psi, closed=True)
+        frames = torch.cat([leg[:-1] for leg in legs])  # a leg's end is the next one's start
+        side = frames.shape[-1]
+        scale = scale or max(1, -(-128 // side))
+        pixels = to_uint8(frames).repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+        pixels = pixels.permute(0, 2, 3, 1).numpy()  # (frames, H, W, C)
+        images = [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
+        out = Path(path)
+        _check_writable(out)
+        images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+        return out
+
+
+def _check_count(value: int, name: str, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise UserError(f"{name} must be between {low} and {high}, got {value}")
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write '{path}': {e.strerror or e}") from None
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run", help="a run folder or checkpoint of a noise-to-image model")
+    parser.add_argument("what", choices=["mix", "interpolate", "gif"],
+                        help="mix: style-mixing grid; interpolate: strips between seeds; gif: an animated walk")
+    parser.add_argument("--out", required=True, help="the picture to write (.png, or .gif for gif)")
+    parser.add_argument("--seed", type=int, default=0, help="mix: the first seed (A rows, then B columns)")
+    parser.add_argument("--rows", type=int, default=3, help="mix: source-A images per level")
+    parser.add_argument("--cols", type=int, default=5, help="mix: source-B images")
+    parser.add_argument("--levels", default="coarse,middle,fine", help="mix: the style levels, in row order")
+    parser.add_argument("--seeds", default="0,1,2,3", help="interpolate, gif: the seeds to pass through, in order")
+    parser.add_argument("--steps", type=int, help="interpolate, gif: images per leg, both ends included (default 8, gif 16)")
+    parser.add_argument("--space", choices=SPACES, help="interpolate, gif: lerp in W or slerp in Z (default w where the model has one)")
+    parser.add_argument("--fps", type=float, default=12.0, help="gif: frames per second")
+    parser.add_argument("--truncation", type=float, help="psi in (0, 1]: pull every latent towards the average w")
+    parser.add_argument("--label", help="conditional models: the class to keep along every path")
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args) -> int:
+    from ganforge import api
+    from ganforge.imaging.io import write_png
+
+    g = api.load(args.run, device=args.device)
+    explorer = Explorer(g, args.label)
+    psi = 1.0
+    if args.truncation is not None:
+        api.check_truncation(g, args.truncation)
+        psi = args.truncation
+    space = args.space or ("w" if explorer.has_styles else "z")
+    out = Path(args.out)
+    if args.what == "gif":
+        if out.suffix.lower() != ".gif":
+            raise UserError(f"--out must end in .gif for an animation, got '{args.out}'")
+        explorer.gif(out, parse_seeds(args.seeds), args.steps or 16, space, psi, args.fps)
+    else:
+        if args.what == "mix":
+            levels = [lv.strip() for lv in args.levels.split(",") if lv.strip()]
+            bad = [lv for lv in levels if lv not in LEVELS]
+            if bad or not levels:
+                raise UserError(f"--levels must be a comma-separated choice of {', '.join(LEVELS)}, got '{args.levels}'")
+            grid = explorer.mixing_grid(args.rows, args.cols, args.seed, psi, levels)
+        else:
+            grid = explorer.strip(parse_seeds(args.seeds), args.steps or 8, space, psi)
+        _check_writable(out)
+        scale = max(1, 64 // g.model.size)
+        write_png(out, grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2).permute(1, 2, 0).numpy())
+    print(f"{args.what} -> {out}")
+    return 0
