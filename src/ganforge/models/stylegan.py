@@ -69,8 +69,8 @@ class StyleGAN(GANModel):
         z = torch.randn(2 * n, self.z_dim, device=device)
         w = self.G.mapping(z)
         ws_a, ws_b = self.G.broadcast(w[:n]), self.G.broadcast(w[n:])
-        mask, _ = crossover_mask(n, self.G.num_ws, self.cfg.mixing_prob, device)
-        return self.G.synthesis(mix_styles(ws_a, ws_b, mask))
+        mask = crossover_mask(n, self.G.num_ws, self.cfg.mixing_prob, device)
+        return self.G.crop(self.G.synthesis(mix_styles(ws_a, ws_b, mask)))
 
     def d_step(self, batch, ctx):
         real = batch["image"]

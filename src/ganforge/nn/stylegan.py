@@ -108,9 +108,9 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     demodulation factor: the same result as a grouped convolution with per-sample weights, and faster on
     a CPU, where one dense convolution beats N small ones.
 
-    up: a transposed convolution of stride 2 (k = 4, so every output pixel gets the same number of taps:
-    no checkerboard, where StyleGAN2's k = 3 needs a blur filter after it). It computes at the input's
-    resolution, a quarter of the work of upsampling first. Each output pixel sees a quarter of the
+    up: a transposed convolution of stride 2 with k = 4, so every output pixel gets the same number of
+    taps (StyleGAN2's k = 3 overlaps unevenly and needs a blur filter after it). It computes at the
+    input's resolution, a quarter of the work of upsampling first. Each output pixel sees a quarter of the
     kernel's taps, so its output is scaled by 2 to keep demodulation's unit variance.
     """
     weight = weight * (1 / math.sqrt(weight[0].numel()))  # equalized learning rate
@@ -141,10 +141,10 @@ class SynthesisLayer(nn.Module):
         # the noise of evaluation mode: fixed, so one z always gives one image (saved with the weights)
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor, noise_generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         x = modulated_conv2d(x, self.weight, self.affine(w), up=self.up)
-        if self.training or noise_generator is not None:
-            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype, generator=noise_generator)
+        if self.training:
+            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
         else:
             noise = self.noise_const
         return lrelu(x + noise * self.noise_strength + self.bias[:, None, None])
@@ -214,11 +214,10 @@ class SynthesisBlock(nn.Module):
         self.to_rgb = ToRGB(out_channels, channels, w_dim)
         self.num_ws = len(self.convs) + 1
 
-    def forward(self, x: torch.Tensor, img: Optional[torch.Tensor], ws: torch.Tensor,
-                noise_generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, img: Optional[torch.Tensor], ws: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """ws (N, num_ws, w_dim) -> (features, image so far: the upsampled previous image plus this toRGB)."""
         for i, conv in enumerate(self.convs):
-            x = conv(x, ws[:, i], noise_generator)
+            x = conv(x, ws[:, i])
         y = self.to_rgb(x, ws[:, -1])
         return x, y if img is None else upsample(img) + y
 
@@ -249,10 +248,10 @@ class SynthesisNetwork(nn.Module):
             raise UserError(f"unknown style level(s) {', '.join(map(str, unknown))}: choose from {', '.join(LEVELS)}")
         return torch.tensor([level_of(r, self.size) in levels for r in self.slot_resolution])
 
-    def forward(self, ws: torch.Tensor, noise_generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def forward(self, ws: torch.Tensor) -> torch.Tensor:
         x, img, i = self.const.expand(ws.shape[0], -1, -1, -1), None, 0
         for block in self.blocks:
-            x, img = block(x, img, ws[:, i : i + block.num_ws], noise_generator)
+            x, img = block(x, img, ws[:, i : i + block.num_ws])
             i += block.num_ws
         return torch.tanh(upsample(img) + self.to_image(x, ws[:, i]))
 
@@ -273,12 +272,11 @@ class StyleGenerator(nn.Module):
         """w (N, w_dim) -> ws (N, num_ws, w_dim): the same style at every layer."""
         return w[:, None].expand(-1, self.num_ws, -1)
 
-    def forward(self, z: torch.Tensor, labels: Optional[torch.Tensor] = None, psi: float = 1.0,
-                noise_generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, labels: Optional[torch.Tensor] = None, psi: float = 1.0) -> torch.Tensor:
         w = self.mapping(z)
         if psi != 1.0:
             w = self.mapping.truncate(w, psi)
-        return self.crop(self.synthesis(self.broadcast(w), noise_generator))
+        return self.crop(self.synthesis(self.broadcast(w)))
 
     def crop(self, img: torch.Tensor) -> torch.Tensor:
         """The synthesis network's image (N, C, S, S) -> the centre (N, C, size, size), as pad_to_multiple pads."""
@@ -349,10 +347,9 @@ def mix_styles(ws_a: torch.Tensor, ws_b: torch.Tensor, from_b: torch.Tensor) -> 
     return torch.where(mask, ws_b, ws_a)
 
 
-def crossover_mask(n: int, num_ws: int, prob: float, device) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Style mixing regularisation (StyleGAN section 3.1): for a share `prob` of the batch, the slots from a
-    random crossover point on take the second latent. -> ((N, num_ws) bool mask, (N,) bool: mixed)."""
+def crossover_mask(n: int, num_ws: int, prob: float, device) -> torch.Tensor:
+    """Style mixing regularisation (StyleGAN section 3.1): for a share `prob` of the batch, the w slots
+    from a random crossover point on take a second latent. -> (N, num_ws) bool, true where it does."""
     mixed = torch.rand(n, device=device) < prob
     cutoff = torch.randint(1, num_ws, (n,), device=device)
-    mask = torch.arange(num_ws, device=device)[None, :] >= cutoff[:, None]
-    return mask & mixed[:, None], mixed
+    return (torch.arange(num_ws, device=device)[None, :] >= cutoff[:, None]) & mixed[:, None]
