@@ -1,7 +1,7 @@
 """ACGAN (Odena et al. 2017): G conditioned on the class, D with an auxiliary classifier head."""
 from ganforge import losses
 from ganforge.models import register
-from ganforge.models.dcgan import DCGAN, PAPER_ADAM
+from ganforge.models.dcgan import DCGAN
 
 
 @register
@@ -10,8 +10,12 @@ class ACGAN(DCGAN):
     paper = "Odena et al. 2017, Conditional Image Synthesis with Auxiliary Classifier GANs"
     summary = "class-conditional G; D predicts real/fake and the class (log-likelihood of the right class)"
     needs = "labels"
-    # DCGAN's networks and recipe; batch 100 and Adam 2e-4, beta1 0.5 as in the paper's appendix
-    defaults = {**DCGAN.defaults, "batch_size": 100, "optim": {"G": PAPER_ADAM, "D": PAPER_ADAM}}
+    # DCGAN's networks and small-data recipe with the paper's batch of 100. Samples classified as their label
+    # (seeds 0 / 1): 97.0% / 98.0% after 2,700 steps, 97.8% / 98.5% after 3,300 (5 CPU-minutes is ~3,000 steps);
+    # BN in D and Adam 1e-3, beta1 0.5 had reached 87.2% after 1,400 steps (this recipe: 91.5% after 900).
+    # `--set d_norm=batch optim.G.lr=2e-4 optim.D.lr=2e-4 optim.G.betas=[0.5,0.999] optim.D.betas=[0.5,0.999]
+    # ema.beta=0` gives the paper's appendix set-up back.
+    defaults = {**DCGAN.defaults, "batch_size": 100}
 
     @property
     def aux_classes(self):
