@@ -80,6 +80,13 @@ def test_equalized_learning_rate_stores_unit_weights_and_scales_at_run_time():
     assert 0.5 < float(mapping(torch.randn(512, 16)).std()) < 2
 
 
+@pytest.mark.parametrize("setting", ["mapping_layers=0", "mixing_prob=1.5", "w_avg_beta=1.0", "r1_every=0",
+                                     "r1_gamma=-1.0", "width=0", "mapping_lr_mul=0.0"])
+def test_bad_settings_are_one_line_each(setting):
+    with pytest.raises(UserError, match=setting.split("=")[0]):
+        build(sets=[setting])
+
+
 @pytest.mark.parametrize("size,net,expected_ws", [(8, 8, 3), (16, 16, 6), (28, 32, 9), (32, 32, 9), (64, 64, 12)])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_shapes_at_every_size(size, net, expected_ws, channels):
@@ -151,6 +158,7 @@ def test_average_w_is_tracked_in_training_only():
         assert torch.equal(G.mapping.w_avg, before)
 
 
+@torch.no_grad()
 def test_truncation_pulls_w_towards_the_average():
     model = build().eval()
     G = model.G

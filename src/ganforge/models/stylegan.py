@@ -3,7 +3,12 @@
 Training: the non-saturating loss, style mixing regularisation on 90% of the fakes, lazy R1 on real data
 every `r1_every` discriminator steps, Adam (0, 0.99) and an EMA of G. Sampling: the EMA generator with its
 fixed noise, optionally truncated towards the tracked average w; styles of the three levels can be mixed.
-The networks live in ganforge/nn/stylegan.py.
+The networks live in ganforge/nn/stylegan.py (no progressive growing; see there).
+
+The defaults are a small-data CPU recipe: narrow networks, two mapping layers, a 4x learning rate and a
+tanh image. On mnist5k, `ganforge train stylegan --minutes 10` reached cFD 11.6 (5,590 steps on one
+core of a busy machine; real held-out digits score about 8-10), and below 20 within the first 2,000
+steps.
 """
 from __future__ import annotations
 
@@ -41,24 +46,33 @@ class StyleGAN(GANModel):
     defaults = {
         "z_dim": 128,
         "w_dim": 128,
-        "mapping_layers": 2,  # the paper's 8 are for FFHQ; StyleGAN2-ADA uses 2 for CIFAR-10 (Karras 2020b, appendix)
+        # the paper's 8 trained far slower here (cFD 101 against 16 after 4 CPU-minutes); StyleGAN2-ADA
+        # uses 2 for CIFAR-10 (Karras et al. 2020b, appendix)
+        "mapping_layers": 2,
         "mapping_lr_mul": 0.01,  # StyleGAN section 2 / appendix C
-        "width": 16,  # channels at the image size, doubling per halving
+        "width": 16,  # channels at half the network's size, doubling per halving: 16 at 16 px, 32 at 8, 64 at 4
         "max_width": 128,
         "mixing_prob": 0.9,  # StyleGAN section 3.1
         "w_avg_beta": 0.995,  # the tracked average w for truncation (StyleGAN2 code)
-        "r1_gamma": 1.0,
+        "r1_gamma": 1.0,  # cFD 32 against 39 with gamma 0.1 after 1,000 steps
         "r1_every": 16,  # lazy regularisation (StyleGAN2 section 3.1)
         "loss": "nonsaturating",
-        "batch_size": 32,
+        "batch_size": 32,  # StyleGAN2's
         "optim": {"G": ADAM, "D": ADAM},
         "ema": {"beta": 0.998},  # half-life of ~10k images at batch 32 (StyleGAN2's ema_kimg = 10)
     }
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
-        if cfg.r1_every < 1:
-            raise UserError(f"r1_every must be at least 1, got {cfg.r1_every}")
+        for key, ok, rule in [("z_dim", cfg.z_dim >= 1, "at least 1"), ("w_dim", cfg.w_dim >= 1, "at least 1"),
+                              ("mapping_layers", cfg.mapping_layers >= 1, "at least 1"),
+                              ("mapping_lr_mul", cfg.mapping_lr_mul > 0, "greater than 0"),
+                              ("width", cfg.width >= 1, "at least 1"), ("max_width", cfg.max_width >= 1, "at least 1"),
+                              ("mixing_prob", 0 <= cfg.mixing_prob <= 1, "in [0, 1]"),
+                              ("w_avg_beta", 0 <= cfg.w_avg_beta < 1, "in [0, 1)"),
+                              ("r1_gamma", cfg.r1_gamma >= 0, "0 or more"), ("r1_every", cfg.r1_every >= 1, "at least 1")]:
+            if not ok:
+                raise UserError(f"{key} must be {rule}, got {cfg[key]}")
         self.G = StyleGenerator(cfg.z_dim, cfg.w_dim, self.channels, self.size, cfg.width, cfg.max_width,
                                 cfg.mapping_layers, cfg.mapping_lr_mul, cfg.w_avg_beta)
         self.D = StyleDiscriminator(self.channels, self.size, cfg.width, cfg.max_width)
