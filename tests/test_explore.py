@@ -121,6 +121,12 @@ def test_gif_is_a_closed_loop_of_frames(explorer, tmp_path):
     assert np.abs(first.astype(int) - expected.numpy().astype(int)).max() <= 1
 
 
+def test_gif_into_a_folder_is_a_user_error(explorer, tmp_path):
+    (tmp_path / "walk.gif").mkdir()
+    with pytest.raises(UserError, match="walk.gif"):
+        explorer.gif(tmp_path / "walk.gif", [0, 1], steps=2)
+
+
 def test_noise_models_interpolate_in_z_only(dcgan_run):
     explorer = Explorer(ganforge.load(dcgan_run))
     assert not explorer.has_styles
@@ -148,6 +154,7 @@ def test_conditional_models_keep_one_class_along_the_path(cgan_run):
     (lambda e: e.path([0, 1], 4, "x"), "--space"),
     (lambda e: e.mixing_grid(rows=0), "--rows"),
     (lambda e: e.mixing_grid(cols=99), "--cols"),
+    (lambda e: e.mixing_grid(seed=-1), "--seed"),
 ])
 def test_bad_requests_are_user_errors(explorer, call, needle):
     with pytest.raises(UserError, match=needle):

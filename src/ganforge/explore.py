@@ -27,6 +27,7 @@ from ganforge.imaging.grid import make_grid
 Tensor = torch.Tensor
 LEVELS = ("coarse", "middle", "fine")
 SPACES = ("w", "z")
+MAX_SEED = 2**31 - 1
 
 
 def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
@@ -45,8 +46,8 @@ def parse_seeds(text: str) -> List[int]:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise UserError(f"--seeds must be comma-separated whole numbers, e.g. 0,1,2; got '{text}'") from None
-    if any(s < 0 for s in seeds):
-        raise UserError(f"--seeds must be 0 or more, got '{text}'")
+    if any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise UserError(f"--seeds must be between 0 and {MAX_SEED}, got '{text}'")
     return seeds
 
 
@@ -89,6 +90,7 @@ class Explorer:
             raise UserError(f"{self.g.meta['model']} has no styles to mix; style mixing needs a stylegan run")
         _check_count(rows, "--rows", 1, 16)
         _check_count(cols, "--cols", 1, 16)
+        _check_count(seed, "--seed", 0, MAX_SEED - rows - cols)
         z_a = self.latents(range(seed, seed + rows))
         z_b = self.latents(range(seed + rows, seed + rows + cols))
         a, b = self.render(z_a, psi), self.render(z_b, psi)
@@ -116,7 +118,7 @@ class Explorer:
         legs = []
         for i, j in zip(ends, ends[1:]):
             if space == "z":
-                legs.append(torch.cat([self.render(slerp(z[i : i + 1], z[j : j + 1], t), psi) for t in ts]))
+                legs.append(self.render(torch.cat([slerp(z[i : i + 1], z[j : j + 1], t) for t in ts]), psi))
             else:
                 w = self.model.styles(z[[i, j]], psi)  # (2, num_ws, w_dim)
                 ws = torch.stack([torch.lerp(w[0], w[1], t) for t in ts])
@@ -147,7 +149,10 @@ class Explorer:
         images = [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
         out = Path(path)
         _check_writable(out)
-        images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+        try:
+            images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+        except OSError as e:  # a folder of that name, a full disk
+            raise UserError(f"cannot write '{out}': {e.strerror or e}") from None
         return out
 
 
