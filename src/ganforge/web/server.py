@@ -55,6 +55,7 @@ import torch
 from PIL import Image
 
 from ganforge.errors import UserError
+from ganforge.explore import slerp  # noqa: F401 - the page's interpolation, as `ganforge explore`'s
 
 log = logging.getLogger("ganforge.web")
 
@@ -115,17 +116,6 @@ def capabilities(model) -> Dict:
         "judge_as_class": generative and getattr(D, "n_classes", 0) > 0,  # D takes the class (CGAN)
         "predicts_class": generative and getattr(D, "aux_classes", 0) > 0,  # D names the class (ACGAN)
     }
-
-
-def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
-    """Spherical interpolation of latents (N, D) (White 2016): stays on the shell where Gaussian z live."""
-    a_unit = a / a.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    b_unit = b / b.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    omega = torch.acos((a_unit * b_unit).sum(dim=1, keepdim=True).clamp(-1.0, 1.0))
-    sin_omega = torch.sin(omega)
-    linear = (1 - t) * a + t * b
-    spherical = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / sin_omega.clamp_min(1e-12)
-    return torch.where(sin_omega.abs() < 1e-6, linear, spherical)  # (anti)parallel: no unique great circle
 
 
 def png_bytes(image: torch.Tensor) -> bytes:
