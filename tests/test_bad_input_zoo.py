@@ -410,13 +410,13 @@ for _name, _flags, _pattern in [
 ]:
     case(f"flag: {_name}", Refused(_pattern))(train_with(*_flags))
 
-# Model hyperparameters are validated by each model family, which does not check these yet.
-_MODEL_CHECKS = "models/gan.py and models/dcgan.py do not validate their widths and dropout (a torch error follows)"
-case("flag: --set hidden_g=[0]", Refused(r"hidden_g"), xfail=_MODEL_CHECKS)(train_with("--steps", "1", "--set", "hidden_g=[0]"))
-case("flag: --set dropout=2", Refused(r"dropout"), xfail=_MODEL_CHECKS)(train_with("--steps", "1", "--set", "dropout=2"))
+# Model hyperparameters are validated by each model family.
+case("flag: --set hidden_g=[0]", Refused(r"hidden_g must list one or more layer widths of at least 1"))(
+    train_with("--steps", "1", "--set", "hidden_g=[0]"))
+case("flag: --set dropout=2", Refused(r"dropout must be in \[0, 1\), got 2"))(train_with("--steps", "1", "--set", "dropout=2"))
 
 
-@case("flag: --set width=0 for dcgan", Refused(r"width"), xfail=_MODEL_CHECKS)
+@case("flag: --set width=0 for dcgan", Refused(r"width and z_dim must be at least 1, got width=0"))
 def _zero_width(place):
     return ["train", "dcgan", "--steps", 1, "--out", place.out, "--quiet", "--set", *FAST, "width=0"]
 

@@ -36,6 +36,8 @@ class DCGAN(GANModel):
         super().__init__(cfg, info)
         if cfg.d_norm not in ("batch", "spectral", "none"):
             raise UserError(f"d_norm must be batch, spectral or none, got '{cfg.d_norm}'")
+        if cfg.width < 1 or cfg.z_dim < 1:
+            raise UserError(f"width and z_dim must be at least 1, got width={cfg.width}, z_dim={cfg.z_dim}")
         conditional = self.n_classes if self.needs == "labels" else 0
         self.G = DCGANGenerator(cfg.z_dim, self.channels, self.size, cfg.width, n_classes=conditional)
         self.D = DCGANDiscriminator(self.channels, self.size, cfg.width, cfg.d_norm, n_classes=0, aux_classes=self.aux_classes)

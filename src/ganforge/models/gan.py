@@ -1,5 +1,6 @@
 """The original GAN (Goodfellow et al. 2014): MLP generator and discriminator, k D steps per G step."""
 from ganforge import losses
+from ganforge.errors import UserError
 from ganforge.models import register
 from ganforge.models.base import GANModel
 from ganforge.nn.mlp import MLPDiscriminator, MLPGenerator
@@ -27,6 +28,13 @@ class GAN(GANModel):
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
+        for key in ("hidden_g", "hidden_d"):
+            if not cfg[key] or min(cfg[key]) < 1:
+                raise UserError(f"{key} must list one or more layer widths of at least 1, got {cfg[key]}")
+        if not 0 <= cfg.dropout < 1:
+            raise UserError(f"dropout must be in [0, 1), got {cfg.dropout}")
+        if cfg.z_dim < 1:
+            raise UserError(f"z_dim must be at least 1, got {cfg.z_dim}")
         shape = (self.channels, self.size, self.size)
         conditional = self.n_classes if self.needs == "labels" else 0
         self.G = MLPGenerator(cfg.z_dim, shape, cfg.hidden_g, n_classes=conditional)
