@@ -205,7 +205,7 @@ def test_show_config(tmp_path, capfd, caplog):
     code, out, _ = run_main(["train", "wgan-gp", "--batch-size", 12, "--out", tmp_path / "r", "--show-config",
                              "--set", "optim.G.lr=1e-5"], capfd, caplog)
     cfg = yaml.safe_load(out)
-    assert code == 0 and cfg["model"] == "wgan-gp" and cfg["batch_size"] == 12 and cfg["n_critic"] == 5
+    assert code == 0 and cfg["model"] == "wgan-gp" and cfg["batch_size"] == 12 and cfg["gp_weight"] == 10.0
     assert cfg["optim"]["G"]["lr"] == 1e-5 and not (tmp_path / "r").exists()  # nothing trained or written
 
 

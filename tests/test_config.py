@@ -37,7 +37,10 @@ def test_model_defaults_override_trainer_defaults():
     wgan = resolve("wgan", MODELS["wgan"].defaults)
     assert wgan.n_critic == 5 and wgan.clip == 0.01 and wgan.optim.D.name == "rmsprop" and wgan.optim.D.lr == 5e-5
     gp = resolve("wgan-gp", MODELS["wgan-gp"].defaults)
-    assert gp.gp_weight == 10.0 and gp.optim.G.betas == [0.5, 0.9] and gp.optim.G.lr == 1e-4
+    recipe = MODELS["wgan-gp"].defaults
+    assert gp.gp_weight == 10.0 and gp.loss == "wasserstein" and gp.n_critic == recipe["n_critic"]
+    assert gp.optim.D.lr == recipe["optim"]["D"]["lr"] != TRAINER_DEFAULTS["optim"]["D"]["lr"]
+    assert gp.optim.G.betas == recipe["optim"]["G"]["betas"]
     assert resolve("dcgan", DCGAN).model == "dcgan"
 
 

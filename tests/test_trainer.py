@@ -54,7 +54,7 @@ def optimizer_steps(opt):
     return counts.pop()
 
 
-@pytest.mark.parametrize("name,sets,k", [("gan", [], 1), ("gan", ["n_critic=3"], 3), ("wgan", [], 5), ("wgan-gp", [], 5)])
+@pytest.mark.parametrize("name,sets,k", [("gan", [], 1), ("gan", ["n_critic=3"], 3), ("wgan", [], 5), ("wgan-gp", ["n_critic=5"], 5)])
 def test_n_critic_discriminator_steps_per_generator_step(tmp_path, name, sets, k):
     trainer = make_trainer(name, tmp_path, sets=sets, steps=2, batch_size=4)
     events = record_steps(trainer)
