@@ -22,7 +22,7 @@ FAST = ["log.every=1", "sample.every=0", "eval.metrics=none", "checkpoint.every=
 
 def small(model: str) -> list:
     """Narrow networks for a model, so a test step costs milliseconds."""
-    if model in ("gan", "cgan"):
+    if model == "gan":
         return ["hidden_g=[32,64]", "hidden_d=[64,32]"]
     return ["width=8"]
 

@@ -141,7 +141,7 @@ class Place:
         return sorted((self.run(fixture) / "checkpoints").glob("step_*.json"))[-1]
 
     def train(self, data, model: str = "gan", *sets: str) -> List:
-        small = TINY_GAN if model in ("gan", "cgan") else ["width=8"]
+        small = TINY_GAN if model == "gan" else ["width=8"]
         return ["train", model, "--data", data, "--steps", 1, "--batch-size", 2, "--out", self.out, "--quiet",
                 "--set", *FAST, *small, *sets]
 

@@ -83,6 +83,15 @@ def test_conditional_generators_follow_their_label(name):
     assert not torch.allclose(a, b, atol=1e-4)
 
 
+def test_cgan_networks_are_convolutional_by_default_and_the_papers_mlps_on_request():
+    conv, mlp = build("cgan", 28), build("cgan", 28, sets=["networks=mlp", "hidden_g=[32]", "hidden_d=[32]"])
+    assert isinstance(conv.G, DCGANGenerator) and isinstance(conv.D, DCGANDiscriminator)
+    assert conv.D.n_classes == 10  # the label planes joined to the image
+    assert isinstance(mlp.G, MLPGenerator) and isinstance(mlp.D, MLPDiscriminator)
+    with pytest.raises(UserError, match="networks must be conv or mlp, got 'resnet'"):
+        build("cgan", 28, sets=["networks=resnet"])
+
+
 def test_conditional_discriminators_see_the_label():
     x = torch.rand(3, 1, 28, 28) * 2 - 1
     mlp = MLPDiscriminator((1, 28, 28), (32,), n_classes=10)

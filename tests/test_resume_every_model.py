@@ -18,7 +18,7 @@ FAST = ["log.every=1", "sample.every=0", "eval.metrics=none", "checkpoint.every=
 # Settings that make each family's networks tiny. A family missing here fails below, on purpose.
 TINY = {
     "gan": ["hidden_g=[16,32]", "hidden_d=[32,16]"],
-    "cgan": ["hidden_g=[16,32]", "hidden_d=[32,16]"],
+    "cgan": ["width=4"],
     "dcgan": ["width=4"], "lsgan": ["width=4"], "wgan": ["width=4"], "wgan-gp": ["width=4"], "acgan": ["width=4"],
     "pix2pix": ["width=4"], "inpaint": ["width=4"],
     "cyclegan": ["width=4", "n_blocks=1", "pool_size=4"],

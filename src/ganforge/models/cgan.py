@@ -1,6 +1,15 @@
-"""Conditional GAN (Mirza & Osindero 2014): the one-hot label joins z in G and the image in D."""
+"""Conditional GAN (Mirza & Osindero 2014): the one-hot label joins z in G and the image in D.
+
+The paper's networks are MLPs (`--set networks=mlp`). On mnist5k they left one sample in eight of the wrong
+digit after 5 CPU-minutes, so the default networks are DCGAN's convolutional ones with the same
+conditioning: the one-hot label joined to z (100-d) in G, and as ten constant label planes joined to the
+image's channels in D.
+"""
+from ganforge.errors import UserError
 from ganforge.models import register
+from ganforge.models.dcgan import DCGAN
 from ganforge.models.gan import GAN
+from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
 @register
@@ -9,3 +18,27 @@ class CGAN(GAN):
     paper = "Mirza & Osindero 2014, Conditional Generative Adversarial Nets"
     summary = "GAN with the class label joined to z (100-d) in G and to the image in D"
     needs = "labels"
+    # The conv networks take DCGAN's small-data recipe (spectral norm in D, Adam (0, 0.99) at 2e-3 / 4e-3, EMA,
+    # batch 64). Samples classified as their label after 5 CPU-minutes (about 4,000 steps): 97.4% / 97.5%
+    # (seeds 0 / 1), cFD 10.7 / 10.9; the paper's MLPs with the same optimiser reached 87.6% in 5 minutes.
+    defaults = {
+        **GAN.defaults,
+        "networks": "conv",  # conv | mlp (the paper's)
+        "batch_size": DCGAN.defaults["batch_size"],
+        "width": DCGAN.defaults["width"],
+        "d_norm": DCGAN.defaults["d_norm"],
+        "optim": DCGAN.defaults["optim"],
+        "ema": DCGAN.defaults["ema"],
+    }
+
+    def networks(self, cfg):
+        if cfg.networks == "mlp":
+            return super().networks(cfg)
+        if cfg.networks != "conv":
+            raise UserError(f"networks must be conv or mlp, got '{cfg.networks}'")
+        if cfg.d_norm not in ("batch", "spectral", "none"):
+            raise UserError(f"d_norm must be batch, spectral or none, got '{cfg.d_norm}'")
+        if cfg.width < 1:
+            raise UserError(f"width must be at least 1, got {cfg.width}")
+        return (DCGANGenerator(cfg.z_dim, self.channels, self.size, cfg.width, n_classes=self.n_classes),
+                DCGANDiscriminator(self.channels, self.size, cfg.width, cfg.d_norm, n_classes=self.n_classes))

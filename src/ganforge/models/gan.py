@@ -28,17 +28,21 @@ class GAN(GANModel):
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
+        if cfg.z_dim < 1:
+            raise UserError(f"z_dim must be at least 1, got {cfg.z_dim}")
+        self.G, self.D = self.networks(cfg)
+
+    def networks(self, cfg):
+        """(G, D): the MLPs, with the one-hot label joined to their inputs when the family is conditional."""
         for key in ("hidden_g", "hidden_d"):
             if not cfg[key] or min(cfg[key]) < 1:
                 raise UserError(f"{key} must list one or more layer widths of at least 1, got {cfg[key]}")
         if not 0 <= cfg.dropout < 1:
             raise UserError(f"dropout must be in [0, 1), got {cfg.dropout}")
-        if cfg.z_dim < 1:
-            raise UserError(f"z_dim must be at least 1, got {cfg.z_dim}")
         shape = (self.channels, self.size, self.size)
         conditional = self.n_classes if self.needs == "labels" else 0
-        self.G = MLPGenerator(cfg.z_dim, shape, cfg.hidden_g, n_classes=conditional)
-        self.D = MLPDiscriminator(shape, cfg.hidden_d, n_classes=conditional, dropout=cfg.dropout)
+        return (MLPGenerator(cfg.z_dim, shape, cfg.hidden_g, n_classes=conditional),
+                MLPDiscriminator(shape, cfg.hidden_d, n_classes=conditional, dropout=cfg.dropout))
 
     def random_labels(self, n, device):
         return super().random_labels(n, device) if self.needs == "labels" else None
