@@ -49,13 +49,34 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def build_optimizer(params: List[nn.Parameter], opt: Dict) -> torch.optim.Optimizer:
+def build_optimizer(params: List[nn.Parameter], opt: Dict, fused: bool = True) -> torch.optim.Optimizer:
+    """The optimiser a config names. Adam's fused kernel makes one pass over each tensor where torch's default
+    makes about ten: on a CPU the default's update was a quarter of an MLP GAN's step. ``fused=False`` (or
+    torch < 2.4, which has no fused Adam for CPU tensors) gives the default."""
     name, lr, wd = opt["name"], opt["lr"], opt.get("weight_decay", 0.0)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(opt.get("betas", (0.9, 0.999))), weight_decay=wd)
+        settings = {"lr": lr, "betas": tuple(opt.get("betas", (0.9, 0.999))), "weight_decay": wd}
+        if fused:
+            try:
+                return torch.optim.Adam(params, fused=True, **settings)
+            except (RuntimeError, TypeError, ValueError):
+                pass
+        return torch.optim.Adam(params, **settings)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd)
     return torch.optim.SGD(params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd)
+
+
+def match_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor its parameter's memory layout. Checkpoints store tensors contiguous
+    and the networks train channels-last; fused Adam walks a parameter and its moments in memory order, so a
+    moment left in the other layout would be updated against the wrong elements."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state.get(p, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                    state[key] = torch.empty_like(p).copy_(value)
 
 
 def check_data(model_cls, data: ImageData) -> None:
@@ -440,6 +461,7 @@ def load_run_state(trainer: Trainer, tensors: Dict[str, torch.Tensor], meta: Dic
             trainer.ema.load_state_dict(ema_state)
     for name, opt in trainer.optimizers.items():
         opt.load_state_dict(checkpoint.join_optimizer_state(f"optim.{name}", tensors, meta["optimizers"][name]))
+        match_layouts(opt)
         trainer.schedulers[name].last_epoch = meta["schedulers"][name]
         # the schedule restarts from the stored base rates (lowered, if the run rolled back from a divergence)
         trainer.schedulers[name].base_lrs = [g["initial_lr"] for g in opt.param_groups]
