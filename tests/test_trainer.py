@@ -227,3 +227,24 @@ def test_sampling_uses_the_ema_generator(tmp_path):
     for k, v in g.model.G.state_dict().items():
         assert torch.equal(v, tensors[f"ema.G.{k}"])
     assert not all(torch.equal(tensors[f"ema.G.{k}"], tensors[f"net.G.{k}"]) for k in g.model.G.state_dict())
+
+
+@pytest.mark.parametrize("figures,panels", [
+    ({"cfd": 40.0, "acc": 0.5}, 2),  # a distance: plotted on a log axis
+    ({"attr_acc": 0.9, "digit_acc": 0.8}, 2),  # shares only (StarGAN): plotted as they are
+    (None, 1),  # no evaluation: the losses alone
+])
+def test_loss_plot_has_a_quality_panel_when_there_are_figures(tmp_path, figures, panels):
+    import warnings
+
+    from PIL import Image
+
+    from ganforge.training.report import plot_losses
+
+    records = [{"kind": "train", "step": s, "G/loss": 1.0 / s, "D/loss": 0.5} for s in (1, 2, 3)]
+    if figures:
+        records.append({"kind": "eval", "step": 3, "n": 40, **figures})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty legend warns
+        plot_losses(records, tmp_path / "losses.png")
+    assert Image.open(tmp_path / "losses.png").size[0] == 600 * panels

@@ -65,7 +65,11 @@ def plot_losses(records: List[Dict], path: Path) -> None:
     loss_rows = [r for r in records if r.get("kind") == "train"]
     eval_rows = [r for r in records if r.get("kind") == "eval"]
     keys = sorted({k for r in loss_rows for k in r if "/" in k})
-    panels = 2 if eval_rows else 1
+    # the quality panel: distances (lower is better) when the run has them, else its shares in [0, 1]
+    distances = [k for k in ("cfd", "fid") if any(k in r for r in eval_rows)]
+    shares = sorted({k for r in eval_rows for k, v in r.items() if k not in ("step", "n") and isinstance(v, float) and 0 <= v <= 1})
+    quality = distances or shares
+    panels = 2 if quality else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.6), squeeze=False)
     ax = axes[0][0]
     for key in keys:
@@ -75,14 +79,17 @@ def plot_losses(records: List[Dict], path: Path) -> None:
     ax.set_title("losses")
     if keys:
         ax.legend(fontsize=8)
-    if eval_rows:
+    if quality:
         ax = axes[0][1]
-        for key in [k for k in ("cfd", "fid") if any(k in r for r in eval_rows)]:
+        for key in quality:
             rows = [r for r in eval_rows if key in r]
             ax.plot([r["step"] for r in rows], [r[key] for r in rows], marker="o", label=key)
         ax.set_xlabel("generator step")
-        ax.set_yscale("log")
-        ax.set_title("quality (lower is better)")
+        if distances:
+            ax.set_yscale("log")
+            ax.set_title("quality (lower is better)")
+        else:
+            ax.set_title("quality (higher is better)")
         ax.legend(fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
