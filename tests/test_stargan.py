@@ -1,6 +1,7 @@
 """StarGAN: its networks at several sizes, the attribute subset and exclusive groups, targets built from requests,
 the losses of one training iteration, exact resume, how its figures judge translations, and `ganforge translate`
 with --attrs and --all-domains on a trained run."""
+import json
 import re
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from ganforge.translate import translate_files
 
 FAST = ["log.every=1", "sample.every=0", "eval.metrics=none", "checkpoint.every=0"]
 TINY = ["width=4", "d_width=8", "n_blocks=1"]
-NAMES = ["red", "green", "blue", "thick", "inverted"]
+NAMES = ["red", "green", "blue", "thick", "grey_bg"]
 
 
 def attrs_subset(n: int = 48, split: str = "train") -> ImageData:
@@ -50,7 +51,7 @@ def trainer_for(out, sets=(), steps: int = 2, batch_size: int = 8) -> Trainer:
 
 # --- networks ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("size,layers,side", [(28, 2, 7), (32, 2, 8), (64, 5, 2), (128, 6, 2), (256, 7, 2)])
+@pytest.mark.parametrize("size,layers,side", [(28, 3, 3), (32, 4, 2), (64, 5, 2), (128, 6, 2), (256, 7, 2)])
 def test_discriminator_heads_at_each_size(size, layers, side):
     assert d_layers(size) == layers  # the paper's six at 128 px: a 2 x 2 map (table 5)
     D = StarDiscriminator(3, 5, size, 8, layers)
@@ -63,13 +64,12 @@ def test_discriminator_heads_at_each_size(size, layers, side):
 @pytest.mark.parametrize("shape", [(28, 28), (64, 64), (37, 53)])
 def test_generator_keeps_any_size_and_sees_the_target(shape):
     torch.manual_seed(0)
-    G = StarGenerator(3 + 5, 3, 4, 1)
+    G = StarGenerator(3, 5, 4, 1)
     x = torch.rand(2, 3, *shape) * 2 - 1
-    planes = lambda c: torch.tensor(c, dtype=torch.float32).view(1, 5, 1, 1).expand(2, -1, *shape)  # noqa: E731
-    a = G(torch.cat([x, planes([1, 0, 0, 0, 0])], 1))
-    b = G(torch.cat([x, planes([0, 1, 0, 1, 0])], 1))
+    a = G(x, torch.tensor([[1.0, 0, 0, 0, 0]] * 2))
+    b = G(x, torch.tensor([[0.0, 1, 0, 1, 0]] * 2))
     assert a.shape == (2, 3, *shape) and a.abs().max() <= 1
-    # constant target planes must survive the first instance norm: an untrained G already answers to them
+    # the constant target planes must survive instance norm: an untrained G already answers to them
     assert (a - b).abs().mean() > 1e-3
 
 
@@ -82,7 +82,7 @@ def test_attribute_subset_picks_the_data_columns_and_drops_a_broken_group():
     batch = {"image": to_float(data.images), "attributes": data.attributes}
     _, c = model.real(batch)
     assert torch.equal(c, data.attributes[:, [3, 0]])
-    assert model.G.model[0].in_channels == 3 + 2 and model.D.cls.out_channels == 2
+    assert model.G.encoder[0].in_channels == 3 + 2 and model.D.cls.out_channels == 2
 
 
 @pytest.mark.parametrize("sets,message", [
@@ -98,15 +98,15 @@ def test_bad_attribute_settings_are_refused(sets, message):
 
 
 def test_more_groups_can_be_declared():
-    model = model_for(["groups=[[thick,inverted]]"])
-    assert model.attribute_groups == [["red", "green", "blue"], ["thick", "inverted"]]
+    model = model_for(["groups=[[thick,grey_bg]]"])
+    assert model.attribute_groups == [["red", "green", "blue"], ["thick", "grey_bg"]]
 
 
 def test_settings_apply_with_exclusive_groups():
     model = model_for()
     green_thick = torch.tensor([[0.0, 1, 0, 1, 0]])
     assert model.apply_settings(green_thick, {"red": 1}).tolist() == [[1, 0, 0, 1, 0]]  # red clears green
-    assert model.apply_settings(green_thick, {"thick": 0, "inverted": 1}).tolist() == [[0, 1, 0, 0, 1]]
+    assert model.apply_settings(green_thick, {"thick": 0, "grey_bg": 1}).tolist() == [[0, 1, 0, 0, 1]]
     assert model.apply_settings(green_thick, {"green": 0, "blue": 1}).tolist() == [[0, 0, 1, 1, 0]]
     with pytest.raises(UserError, match="unknown attribute 'thik' \\(did you mean 'thick'\\?\\); this stargan model's attributes: red, green"):
         model.apply_settings(green_thick, {"thik": 1})
@@ -142,7 +142,7 @@ def test_all_domains_respect_the_groups():
     vectors, names = model.all_domains()
     assert vectors.shape == (12, 5) and len(set(map(tuple, vectors.tolist()))) == 12
     assert torch.all(vectors[:, :3].sum(dim=1) == 1)
-    assert names[0] == "red" and names[-1] == "blue+thick+inverted"
+    assert names[0] == "red" and names[-1] == "blue+thick+grey_bg"
     many = ImageData(name="many", images=torch.zeros(1, 3, 28, 28, dtype=torch.uint8), attributes=torch.zeros(1, 7),
                      attribute_names=[f"a{i}" for i in range(7)])
     with pytest.raises(UserError, match="128 domains, more than 64"):
@@ -183,10 +183,14 @@ def test_one_iteration_losses_and_targets(tmp_path):
     g = model.step("G", batch, ctx)
     assert "fake" not in ctx.cache  # reused, not regenerated
     with torch.no_grad():
-        rec = losses.l1(model.generate(model.G, fake, c_org), x)
+        rec = losses.l1(model.G(fake, c_org), x)
         cls = torch.nn.functional.binary_cross_entropy_with_logits(model.D(fake)[1], c_trg)
+        identity = losses.l1(model.G(x, c_org), x)  # asked for its own attributes, the input comes back
     assert torch.allclose(g["rec"], rec, atol=1e-5) and torch.allclose(g["cls"], cls, atol=1e-5)
-    assert torch.allclose(g["loss"], g["adv"] + 1.0 * g["cls"] + 10.0 * g["rec"], atol=1e-4)
+    assert torch.allclose(g["id"], identity, atol=1e-5)
+    assert torch.allclose(g["loss"], g["adv"] + 1.0 * g["cls"] + 10.0 * g["rec"] + 5.0 * g["id"], atol=1e-4)
+    paper = trainer_for(tmp_path / "paper", sets=["lambda_id=0"]).model  # the paper's losses: no identity term
+    assert "id" not in paper.step("G", batch, StepContext(step=0))
 
 
 def test_resume_is_bit_exact(tmp_path):
@@ -229,10 +233,17 @@ class Oracle(torch.nn.Module):
         self.digits = mnist5k("test").images  # the same held-out digits, undrawn
         self.anchor = torch.nn.Parameter(torch.zeros(1))  # gives the module a device
 
-    def forward(self, joined):
-        x, planes = joined[:, :3], joined[:, 3:]
+    def forward(self, x, c):
         index = [self.keys[bytes(img.numpy())] for img in to_uint8(x)]
-        return to_float(render(self.digits[index], planes[:, :, 0, 0]))
+        return to_float(render(self.digits[index], c))
+
+
+def test_training_logs_the_figures_on_held_out_digits(tmp_path):
+    trainer = trainer_for(tmp_path, sets=["eval.metrics=auto", "eval.n=40"])
+    record = trainer.evaluate()  # what every eval.every steps and the end of a run write
+    assert record["n"] == 40 and {"attr_acc", "attr_all", "digit_acc"} <= set(record)
+    assert all(0 <= record[k] <= 1 for k in ("attr_acc", "attr_all", "digit_acc"))
+    assert json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])["kind"] == "eval"
 
 
 def test_quality_scores_a_perfect_and_a_lazy_generator():
@@ -244,8 +255,8 @@ def test_quality_scores_a_perfect_and_a_lazy_generator():
     assert perfect["attr_acc"] > 0.97 and perfect["attr_all"] > 0.95 and perfect["digit_acc"] > 0.93
 
     class Lazy(Oracle):  # returns its input: keeps every digit, changes no attribute
-        def forward(self, joined):
-            return joined[:, :3]
+        def forward(self, x, c):
+            return x
 
     model.G = Lazy()
     lazy = model.quality(test)
@@ -295,7 +306,7 @@ def test_translate_all_domains_writes_one_grid(stargan_run, digit_png, tmp_path,
     assert code == 0
     grid = np.array(Image.open(tmp_path / "grid" / "seven.png"))
     assert grid.shape == (2 + 30, 2 + 13 * 30, 3)  # the input and 12 domains, 28 px with 2 px gaps
-    assert "each grid: input | red | red+inverted | red+thick" in caplog.text
+    assert "each grid: input | red | red+grey_bg | red+thick" in caplog.text
     original = np.array(Image.open(digit_png))
     assert np.array_equal(grid[2:30, 2:30], original)
 
@@ -304,7 +315,7 @@ def test_translate_all_domains_writes_one_grid(stargan_run, digit_png, tmp_path,
     (["--attrs", "purple=1"], "unknown attribute 'purple'"),
     (["--attrs", "red=1,green=1"], "red and green are both set to 1"),
     (["--attrs", "red=yes"], "--attrs expects NAME=0 or NAME=1"),
-    ([], "needs its targets: --attrs NAME=0|1,... (attributes: red, green, blue, thick, inverted) or --all-domains"),
+    ([], "needs its targets: --attrs NAME=0|1,... (attributes: red, green, blue, thick, grey_bg) or --all-domains"),
     (["--attrs", "red=1", "--all-domains"], "or --all-domains, one of the two"),
 ])
 def test_translate_refuses_bad_targets_in_one_line(stargan_run, digit_png, tmp_path, capsys, args, message):

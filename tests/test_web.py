@@ -228,7 +228,7 @@ def test_stargan_attribute_controls(browser, tmp_path_factory):
         tab = Page(browser, url + "/")
         try:
             tab.wait(lambda: tab.visible("#translate-attrs"), "the attribute controls")
-            assert tab.tab.locator("#translate-attrs select").count() == 3  # red/green/blue, thick, inverted
+            assert tab.tab.locator("#translate-attrs select").count() == 3  # red/green/blue, thick, grey_bg
             assert not tab.visible("#translate-direction-label")
             tab.wait(lambda: tab.tab.locator("#translate-examples img").count() == 10, "the examples")
             tab.tab.click("#translate-examples img[data-example='3']")

@@ -267,7 +267,7 @@ def test_stargan_translates_into_the_chosen_attributes(tmp_path_factory):
     with serving([run]) as (url, _):
         caps = call(f"{url}/api/models")[1]["models"][0]["capabilities"]
         assert caps["translate"] and not caps["generate"] and caps["directions"] == ["a2b"]
-        assert caps["attributes"] == ["red", "green", "blue", "thick", "inverted"]
+        assert caps["attributes"] == ["red", "green", "blue", "thick", "grey_bg"]
         assert caps["attribute_groups"] == [["red", "green", "blue"]]
         example = decode(call(f"{url}/api/models/0/examples")[1]["images"][4])  # (28, 28, 3)
         status, kept = call(f"{url}/api/models/0/translate?example=4", body=b"")  # nothing named: every attribute kept

@@ -73,6 +73,6 @@ def _attributes(split: str) -> ImageData:
 # Attribute-labelled digits (data/attributes.py) for multi-domain translation; the test split keeps the digit labels.
 EMBEDDED.update({
     "mnist5k-attrs": (lambda: _attributes("train"),
-                      "4,000 colour digits with attributes red|green|blue (one), thick, inverted (stargan)"),
+                      "4,000 colour digits with attributes red|green|blue (one), thick, grey_bg (stargan)"),
     "mnist5k-attrs-test": (lambda: _attributes("test"), "the 1,000 held-out digits drawn the same way, with digit labels"),
 })

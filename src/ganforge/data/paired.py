@@ -323,11 +323,11 @@ def held_out(spec: str, size: Optional[int] = None) -> Optional[ImageData]:
     spec = str(spec)
     if spec in derived.DERIVED:
         return conform_pair(derived.load(spec, "test"), size)
-    if spec == "mnist5k":
-        from ganforge.data.embedded import mnist5k
+    if spec in ("mnist5k", "mnist5k-attrs"):  # their held-out digits are embedded datasets of their own
         from ganforge.data import conform
+        from ganforge.data.embedded import EMBEDDED
 
-        return conform(mnist5k("test"), size, None)
+        return conform(EMBEDDED[f"{spec}-test"][0](), size, None)
     name, split = public_name(spec)
     if name is not None:
         folder = cache_dir() / name / "files"

@@ -1,7 +1,7 @@
 """Judging attribute translation on mnist5k-attrs: does an output have the attributes it was asked for, and is
 it still the same digit?
 
-- The attribute classifier: a small CNN with one logit per attribute (red, green, blue, thick, inverted),
+- The attribute classifier: a small CNN with one logit per attribute (red, green, blue, thick, grey_bg),
   trained by ``tools/train_attribute_classifier.py`` on the 4,000 real training images of mnist5k-attrs only;
   the paper judges its CelebA outputs the same way, with a classifier trained on real images (section 4.5).
 - ``ink``: a colour digit on any plain background -> the grey digit (white ink on black) that the built-in digit

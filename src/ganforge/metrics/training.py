@@ -100,6 +100,8 @@ def _subset(data, n: int):
     out = copy.copy(data)
     out.images = data.images[idx]
     out.labels = None if data.labels is None else data.labels[idx]
+    if data.attributes is not None:
+        out.attributes = data.attributes[idx]
     if data.images_b is not None:
         out.images_b = data.images_b[idx] if data.paired else data.images_b[torch.arange(n) * len(data.images_b) // n]
     return out
