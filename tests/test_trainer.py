@@ -248,3 +248,16 @@ def test_loss_plot_has_a_quality_panel_when_there_are_figures(tmp_path, figures,
         warnings.simplefilter("error")  # an empty legend warns
         plot_losses(records, tmp_path / "losses.png")
     assert Image.open(tmp_path / "losses.png").size[0] == 600 * panels
+
+
+def test_progress_line_counts_time_under_a_budget_and_steps_otherwise(capsys):
+    from ganforge.training.report import UNBOUNDED_STEPS, Progress
+
+    for steps, minutes in ((UNBOUNDED_STEPS, 3), (500, 3), (500, None)):
+        progress = Progress(steps, 0, minutes)
+        progress.update(7, {"D": 1.25, "G": 0.5}, 1234.0)
+        progress.close()
+    budget, both, by_steps = [out.split("\r")[-1] for out in capsys.readouterr().err.strip().split("\n")]
+    assert "of 3 min, step 7 D=1.250 G=0.500 1234 img/s" in budget and str(UNBOUNDED_STEPS) not in budget
+    assert "of 3 min, step 7/500 D=1.250" in both
+    assert "7/500 [" in by_steps and "D=1.250 G=0.500 1234 img/s" in by_steps

@@ -16,6 +16,7 @@ from ganforge.data.base import to_uint8
 from ganforge.errors import UserError
 from ganforge.models import get_model
 from ganforge.training import checkpoint
+from ganforge.training.report import UNBOUNDED_STEPS
 
 
 def resolve_config(model: str, *, config_file: Optional[str] = None, sets: Iterable[str] = (), out: Optional[str] = None,
@@ -58,7 +59,7 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
                          minutes=minutes, batch_size=batch_size, seed=seed, device=device)
     if minutes is not None and steps is None and not resume and cfg.schedule.kind == "constant":
         # the time budget alone ends the run; a decaying schedule keeps its steps, since the decay needs an end
-        cfg["steps"] = 10**9
+        cfg["steps"] = UNBOUNDED_STEPS
     trainer = Trainer(cfg, Path(out), resume=resume, progress=progress)
     summary = trainer.fit()
     summary["out"] = out

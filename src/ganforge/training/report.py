@@ -9,25 +9,33 @@ from typing import Dict, List, Optional
 
 from tqdm import tqdm
 
+UNBOUNDED_STEPS = 10**9  # the step limit of a run that only its time budget ends
+
 
 class Progress:
-    """One line: step, losses, img/s and ETA, by steps or by the wall-clock budget, whichever ends first."""
+    """One line: step, losses, img/s and what is left, by steps, or by the wall-clock budget when there is one
+    (the bar then fills with time, and a step limit that comes first shows as step N/M)."""
 
     def __init__(self, steps: int, start_step: int, minutes: Optional[float], enabled: bool = True):
-        self.steps, self.start_step, self.minutes = steps, start_step, minutes
+        self.steps, self.budget = steps, minutes * 60 if minutes else None
         self.t0 = time.monotonic()
-        self.bar = tqdm(total=steps, initial=start_step, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
-                        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]", desc="train")
+        if self.budget:
+            total, initial = max(1, round(self.budget)), 0
+            bar_format = "{l_bar}{bar}| [{elapsed} of " + f"{minutes:g} min" + "{postfix}]"
+        else:
+            total, initial = steps, start_step
+            bar_format = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+        self.bar = tqdm(total=total, initial=initial, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
+                        bar_format=bar_format, desc="train")
 
     def update(self, step: int, logs: Dict[str, float], images_per_second: float) -> None:
-        self.bar.n = step
         parts = [f"{k}={v:.3f}" for k, v in logs.items()]
         parts.append(f"{images_per_second:.0f} img/s")
-        if self.minutes:
-            done = (time.monotonic() - self.t0) / (self.minutes * 60)
-            by_steps = (step - self.start_step) / max(1, self.steps - self.start_step)
-            if done > by_steps:  # the budget ends the run first: show its remaining time
-                parts.append(f"budget {max(0.0, self.minutes * 60 - (time.monotonic() - self.t0)):.0f}s left")
+        if self.budget:
+            self.bar.n = min(self.bar.total, round(time.monotonic() - self.t0))
+            parts.insert(0, f"step {step}" if self.steps >= UNBOUNDED_STEPS else f"step {step}/{self.steps}")
+        else:
+            self.bar.n = step
         self.bar.set_postfix_str(" ".join(parts), refresh=False)
         self.bar.refresh()
 
