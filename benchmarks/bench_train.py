@@ -31,6 +31,9 @@ CASES = {
 }
 
 
+MIN_SECONDS = 3.0  # each measurement runs at least this long, and at least --iters iterations
+
+
 def measure(name: str, variant: str, iters: int) -> dict:
     import torch
 
@@ -47,9 +50,10 @@ def measure(name: str, variant: str, iters: int) -> dict:
     running: dict = {}
     for _ in range(3):  # warm-up
         step(running)
-    t0, images = time.perf_counter(), 0
-    for _ in range(iters):
+    t0, images, done = time.perf_counter(), 0, 0
+    while done < iters or time.perf_counter() - t0 < MIN_SECONDS:  # fast models run longer: less noise
         images += step(running)
+        done += 1
     seconds = time.perf_counter() - t0
     return {"img_s": images / seconds, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "threads": torch.get_num_threads()}
@@ -167,7 +171,8 @@ def main() -> None:
         print(f"{model:<8} {statistics.median(r['img_s'] for r in ours):>11.0f} {statistics.median(r['img_s'] for r in book):>9.0f} "
               f"{statistics.median(ratios):>5.2f}x {CASES[model][2]:>5.1f}x  "
               f"{max(r['maxrss_mb'] for r in ours):.0f} / {max(r['maxrss_mb'] for r in book):.0f} MB", flush=True)
-    print(f"(median of {args.pairs} alternating pairs, {args.iters} iterations each after 3 warm-up, fresh process per measurement)")
+    print(f"(median of {args.pairs} alternating pairs, each at least {args.iters} iterations and {MIN_SECONDS:g} s after 3 "
+          "warm-up iterations, in a fresh process)")
 
 
 if __name__ == "__main__":
