@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from ganforge.data.attributes import MNIST_ATTRIBUTES, mnist5k_attrs
 from ganforge.data.base import to_float
 from ganforge.metrics.attributes import WEIGHTS, AttributeClassifier, read_attributes
+from ganforge.metrics.fitting import fit_classifier
 
 MAX_SHIFT_PX = 2.0  # generated digits sit slightly off where the real ones do
 NOISE = 0.05  # and their flat areas are not quite flat: Gaussian noise of this deviation in [-1, 1] units
@@ -40,24 +41,8 @@ def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def train(images: torch.Tensor, attributes: torch.Tensor, *, steps: int, seed: int = 0, batch_size: int = 64,
           lr: float = 2e-3) -> AttributeClassifier:
     """Adam with a cosine-decayed learning rate, binary cross-entropy per attribute; every random draw from `seed`."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = AttributeClassifier()
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
-    model.train()
-    order = torch.empty(0, dtype=torch.long)
-    for _ in range(steps):
-        if len(order) < batch_size:
-            order = torch.randperm(len(images), generator=generator)
-        batch, order = order[:batch_size], order[batch_size:]
-        loss = F.binary_cross_entropy_with_logits(model(augment(images[batch], generator)), attributes[batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    return model.eval()
+    return fit_classifier(AttributeClassifier, images, attributes, F.binary_cross_entropy_with_logits, augment,
+                          steps=steps, seed=seed, batch_size=batch_size, lr=lr)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import torch
 from torch.nn import functional as F
 
 from ganforge.metrics.classifier import WEIGHTS, DigitClassifier
+from ganforge.metrics.fitting import fit_classifier
 
 DATA = Path(__file__).resolve().parents[1] / "src/ganforge/data/assets/mnist5k.npz"
 
@@ -67,24 +68,8 @@ def train(
     Every random draw (initial weights, order, augmentation) comes from ``seed``; the global RNG is
     left as it was.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = DigitClassifier()
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / steps)))
-    model.train()
-    order = torch.empty(0, dtype=torch.long)
-    for _ in range(steps):
-        if len(order) < batch_size:
-            order = torch.randperm(len(images), generator=generator)
-        batch, order = order[:batch_size], order[batch_size:]
-        loss = F.cross_entropy(model(augment(images[batch], generator)), labels[batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    return model.eval()
+    return fit_classifier(DigitClassifier, images, labels, F.cross_entropy, augment,
+                          steps=steps, seed=seed, batch_size=batch_size, lr=lr)
 
 
 @torch.inference_mode()
