@@ -364,7 +364,12 @@ def test_serve_command_starts_answers_and_stops(runs):
         assert call(f"{url}/api/models/0/generate", {"seed": 0})[0] == 200
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # fail with what the server printed, and leave no process behind
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"serve did not stop within 30 s of Ctrl+C; stdout: {out!r}; stderr: {err[-2000:]!r}")
     assert proc.returncode == 0 and "warning" not in err and "Traceback" not in err
 
 
