@@ -354,8 +354,11 @@ def test_host_warning_only_off_this_machine():
 def test_serve_command_starts_answers_and_stops(runs):
     import signal
 
+    # Ctrl+C as a terminal delivers it: a test run started in the background has SIGINT ignored, and a
+    # child would inherit that (Python then never raises KeyboardInterrupt)
     proc = subprocess.Popen([sys.executable, "-m", "ganforge", "serve", str(runs["dcgan"]), "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lines = [proc.stdout.readline() for _ in range(2)]
         assert lines[0].strip() == "[0] dcgan: dcgan at step 30"
