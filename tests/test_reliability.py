@@ -165,7 +165,14 @@ def test_checkpoints_folder_replaced_by_a_file_mid_run_is_one_line(tmp_path, dig
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
     (out / "checkpoints").rename(moved)
-    (out / "checkpoints").write_text("not a folder")
+    for attempt in range(50):  # the run may make a new folder before the file lands: move that one away too
+        try:
+            (out / "checkpoints").write_text("not a folder")
+            break
+        except IsADirectoryError:
+            (out / "checkpoints").rename(tmp_path / f"remade{attempt}")
+    else:
+        pytest.fail("the run kept remaking its checkpoints folder")
     stdout, stderr = proc.communicate(timeout=60)
     lines = stderr.splitlines()
     assert proc.returncode == 2 and len(lines) == 1, stderr
