@@ -95,7 +95,7 @@ def test_shapes_at_every_size(size, net, expected_ws, channels):
     x = model.sample(5)
     assert x.shape == (5, channels, size, size) and x.min() >= -1 and x.max() <= 1
     assert model.D(x).shape == (5,)
-    assert model.train().mixed_fake(5, "cpu").shape == x.shape  # D judges fakes cropped as it gets reals
+    assert model.train().fake_batch(5, "cpu")[0].shape == x.shape  # D judges fakes cropped as it gets reals
 
 
 def test_style_levels_follow_the_paper():

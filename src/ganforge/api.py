@@ -12,6 +12,7 @@ from typing import Dict, Iterable, Optional, Sequence, Union
 import torch
 
 from ganforge import config as config_mod
+from ganforge.config import MAX_SEED
 from ganforge.data.base import to_uint8
 from ganforge.errors import UserError
 from ganforge.models import get_model
@@ -67,7 +68,6 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
 
 
 MAX_SAMPLES = 100_000  # one call's samples are held in memory at once (100,000 RGB 64-px images: 5 GB)
-MAX_SEED = 2**31 - 1  # as a run's seed
 
 
 class Generator:
@@ -149,10 +149,11 @@ class Generator:
 
 def check_truncation(generator: Generator, psi) -> None:
     """One clear line unless the generator has the truncation trick and psi is in (0, 1]."""
+    from ganforge.models.stylegan import check_psi
+
     if not callable(getattr(generator.model, "truncate", None)):
         raise UserError(f"this {generator.meta['model']} model has no truncation trick (stylegan has): drop --truncation")
-    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0.0 < psi <= 1.0:
-        raise UserError(f"--truncation must be in (0, 1] (1 = none, 0.7 is typical), got {psi}")
+    check_psi(psi)
 
 
 def load(path: Union[str, Path], device: str = "cpu") -> Generator:

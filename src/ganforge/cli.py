@@ -131,6 +131,7 @@ def cmd_sample(args) -> int:
 
     from ganforge import api
     from ganforge.imaging.grid import save_grid
+    from ganforge.imaging.io import check_writable
 
     g = api.load(args.run, device=args.device)
     labels = [args.label] if args.label is not None else (args.labels.split(",") if args.labels else None)
@@ -140,14 +141,14 @@ def cmd_sample(args) -> int:
         out = {"images": g.to_native_uint8(images).numpy()}
         if g.last_labels is not None:
             out["labels"] = g.last_labels.numpy().astype(np.int64)
-        _check_writable(args.npz)
+        check_writable(args.npz)
         npz = args.npz if args.npz.endswith(".npz") else f"{args.npz}.npz"  # numpy would add it silently
-        _check_writable(npz)
+        check_writable(npz)
         np.savez_compressed(npz, **out)
         written.append(npz)
     if args.grid or not args.npz:
         grid = args.grid or str(_run_dir(args.run) / "samples" / f"sample_seed{args.seed}.png")
-        _check_writable(grid)
+        check_writable(grid)
         nrow = len(g.classes) if g.last_labels is not None and labels is None and args.n % max(1, len(g.classes)) == 0 else None
         save_grid(images, grid, nrow=nrow, scale=max(1, 64 // images.shape[-1]))
         written.append(grid)
@@ -160,18 +161,6 @@ def _run_dir(path: str) -> Path:
     if p.is_file():
         p = p.parent
     return p.parent if p.name == "checkpoints" else p
-
-
-def _check_writable(path: str) -> None:
-    if Path(path).expanduser().is_dir():
-        raise UserError(f"cannot write {path}: it is a folder; give a file name")
-    parent = Path(path).expanduser().resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot write '{path}': {e.strerror or e}") from None
-    if not os.access(parent, os.W_OK):
-        raise UserError(f"cannot write '{path}': folder not writable")
 
 
 def cmd_models(args) -> int:

@@ -21,13 +21,14 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from ganforge.config import MAX_SEED
 from ganforge.errors import UserError
 from ganforge.imaging.grid import make_grid
+from ganforge.imaging.io import check_writable
 
 Tensor = torch.Tensor
 LEVELS = ("coarse", "middle", "fine")
 SPACES = ("w", "z")
-MAX_SEED = 2**31 - 1
 
 
 def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
@@ -148,7 +149,7 @@ class Explorer:
         pixels = pixels.permute(0, 2, 3, 1).numpy()  # (frames, H, W, C)
         images = [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
         out = Path(path)
-        _check_writable(out)
+        check_writable(out)
         try:
             images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
         except OSError as e:  # a folder of that name, a full disk
@@ -159,13 +160,6 @@ class Explorer:
 def _check_count(value: int, name: str, low: int, high: int) -> None:
     if not low <= value <= high:
         raise UserError(f"{name} must be between {low} and {high}, got {value}")
-
-
-def _check_writable(path: Path) -> None:
-    try:
-        path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot write '{path}': {e.strerror or e}") from None
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -213,7 +207,6 @@ def run(args) -> int:
             grid = explorer.mixing_grid(args.rows, args.cols, args.seed, psi, levels)
         else:
             grid = explorer.strip(parse_seeds(args.seeds), args.steps or 8, space, psi)
-        _check_writable(out)
         scale = max(1, 64 // g.model.size)
         write_png(out, grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2).permute(1, 2, 0).numpy())
     print(f"{args.what} -> {out}")

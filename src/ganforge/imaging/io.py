@@ -183,6 +183,20 @@ def _is_grey(image: Image.Image) -> bool:
     return bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
 
 
+def check_writable(path: Union[str, os.PathLike]) -> None:
+    """One clear line unless a file can be written at `path`: not a folder, its folder made if missing and
+    writable."""
+    if Path(path).expanduser().is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; give a file name")
+    parent = Path(path).expanduser().resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot write '{path}': {e.strerror or e}") from None
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"cannot write '{path}': folder not writable")
+
+
 def write_png(path: Union[str, os.PathLike], image) -> Path:
     """Write uint8 (H, W, C) / (H, W) numpy, or a tensor (C, H, W) or (H, W, C), as a PNG, atomically.
 

@@ -107,10 +107,12 @@ class GANModel(nn.Module):
 
     @torch.no_grad()
     def sample_seeded(self, n: int, seed: int, device, labels: Optional[Tensor] = None,
-                      nets: Optional[Dict[str, nn.Module]] = None, batch: int = 500) -> Tensor:
-        """n samples on the CPU from noise seeded with `seed` (never the global RNG), `batch` at a time."""
+                      nets: Optional[Dict[str, nn.Module]] = None, batch: int = 500, **options) -> Tensor:
+        """n samples on the CPU from noise seeded with `seed` (never the global RNG), `batch` at a time;
+        `options` go to the family's `sample` (StyleGAN's truncation)."""
         g = torch.Generator(device=device).manual_seed(seed)
-        return torch.cat([self.sample(min(batch, n - i), None if labels is None else labels[i : i + batch], generator=g, nets=nets).cpu()
+        return torch.cat([self.sample(min(batch, n - i), None if labels is None else labels[i : i + batch], generator=g,
+                                      nets=nets, **options).cpu()
                           for i in range(0, n, batch)])
 
     # --- shared pieces for the image-generating families ------------------------------------
@@ -124,22 +126,26 @@ class GANModel(nn.Module):
     def random_labels(self, n: int, device) -> Optional[Tensor]:
         return torch.randint(0, self.n_classes, (n,), device=device) if self.n_classes else None
 
+    def fake_batch(self, n: int, device) -> Tuple[Tensor, Optional[Tensor]]:
+        """G's images of n fresh latents, and their labels (None unless conditional); a family that draws its
+        fakes another way (StyleGAN's style mixing) overrides this alone."""
+        z, labels = self.latent(n, device=device), self.random_labels(n, device)
+        return self.G(z, labels), labels
+
     def make_fake(self, n: int, device, ctx: StepContext) -> Tuple[Tensor, Optional[Tensor]]:
         """A fake batch for a D step; the last D step keeps its graph for the G step to reuse."""
-        z, labels = self.latent(n, device=device), self.random_labels(n, device)
         if ctx.last_repeat:
-            fake = self.G(z, labels)
+            fake, labels = self.fake_batch(n, device)
             ctx.cache["fake"] = (fake, labels)
             return fake.detach(), labels
         with torch.no_grad():
-            return self.G(z, labels), labels
+            return self.fake_batch(n, device)
 
     def take_fake(self, n: int, device, ctx: StepContext) -> Tuple[Tensor, Optional[Tensor]]:
         """The G step's batch: the one the last D step made, or a fresh one."""
         if "fake" in ctx.cache:
             return ctx.cache.pop("fake")
-        z, labels = self.latent(n, device=device), self.random_labels(n, device)
-        return self.G(z, labels), labels
+        return self.fake_batch(n, device)
 
     def score(self, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
         """D on augmented input (the same augmentation family for real and fake, Zhao 2020)."""

@@ -7,9 +7,8 @@ image's channels in D.
 """
 from ganforge.errors import UserError
 from ganforge.models import register
-from ganforge.models.dcgan import DCGAN
+from ganforge.models.dcgan import DCGAN, conv_networks
 from ganforge.models.gan import GAN
-from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
 @register
@@ -36,9 +35,4 @@ class CGAN(GAN):
             return super().networks(cfg)
         if cfg.networks != "conv":
             raise UserError(f"networks must be conv or mlp, got '{cfg.networks}'")
-        if cfg.d_norm not in ("batch", "spectral", "none"):
-            raise UserError(f"d_norm must be batch, spectral or none, got '{cfg.d_norm}'")
-        if cfg.width < 1:
-            raise UserError(f"width must be at least 1, got {cfg.width}")
-        return (DCGANGenerator(cfg.z_dim, self.channels, self.size, cfg.width, n_classes=self.n_classes),
-                DCGANDiscriminator(self.channels, self.size, cfg.width, cfg.d_norm, n_classes=self.n_classes))
+        return conv_networks(cfg, self.channels, self.size, g_classes=self.n_classes, d_classes=self.n_classes)

@@ -8,6 +8,17 @@ from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 PAPER_ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}  # section 4
 
 
+def conv_networks(cfg, channels: int, size: int, g_classes: int = 0, d_classes: int = 0, aux_classes: int = 0):
+    """(G, D): DCGAN's networks for a config's width, d_norm and z_dim, each checked; g_classes and d_classes
+    join one-hot labels to G's z and D's input, aux_classes gives D a class head."""
+    if cfg.d_norm not in ("batch", "spectral", "none"):
+        raise UserError(f"d_norm must be batch, spectral or none, got '{cfg.d_norm}'")
+    if cfg.width < 1 or cfg.z_dim < 1:
+        raise UserError(f"width and z_dim must be at least 1, got width={cfg.width}, z_dim={cfg.z_dim}")
+    return (DCGANGenerator(cfg.z_dim, channels, size, cfg.width, n_classes=g_classes),
+            DCGANDiscriminator(channels, size, cfg.width, cfg.d_norm, n_classes=d_classes, aux_classes=aux_classes))
+
+
 @register
 class DCGAN(GANModel):
     name = "dcgan"
@@ -34,13 +45,8 @@ class DCGAN(GANModel):
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
-        if cfg.d_norm not in ("batch", "spectral", "none"):
-            raise UserError(f"d_norm must be batch, spectral or none, got '{cfg.d_norm}'")
-        if cfg.width < 1 or cfg.z_dim < 1:
-            raise UserError(f"width and z_dim must be at least 1, got width={cfg.width}, z_dim={cfg.z_dim}")
         conditional = self.n_classes if self.needs == "labels" else 0
-        self.G = DCGANGenerator(cfg.z_dim, self.channels, self.size, cfg.width, n_classes=conditional)
-        self.D = DCGANDiscriminator(self.channels, self.size, cfg.width, cfg.d_norm, n_classes=0, aux_classes=self.aux_classes)
+        self.G, self.D = conv_networks(cfg, self.channels, self.size, g_classes=conditional, aux_classes=self.aux_classes)
 
     def random_labels(self, n, device):
         return super().random_labels(n, device) if self.needs == "labels" else None

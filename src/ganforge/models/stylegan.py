@@ -12,7 +12,7 @@ steps.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -78,24 +78,17 @@ class StyleGAN(GANModel):
         self.D = StyleDiscriminator(self.channels, self.size, cfg.width, cfg.max_width)
 
     # --- training --------------------------------------------------------------------------------
-    def mixed_fake(self, n: int, device) -> Tensor:
+    def fake_batch(self, n: int, device) -> Tuple[Tensor, None]:
         """A fake batch with style mixing: two latents per image, crossing over at a random layer."""
         z = torch.randn(2 * n, self.z_dim, device=device)
         w = self.G.mapping(z)
         ws_a, ws_b = self.G.broadcast(w[:n]), self.G.broadcast(w[n:])
         mask = crossover_mask(n, self.G.num_ws, self.cfg.mixing_prob, device)
-        return self.G.crop(self.G.synthesis(mix_styles(ws_a, ws_b, mask)))
+        return self.G.crop(self.G.synthesis(mix_styles(ws_a, ws_b, mask))), None
 
     def d_step(self, batch, ctx):
         real = batch["image"]
-        n = real.shape[0]
-        if ctx.last_repeat:  # kept with its graph for the G step (see base.make_fake)
-            fake = self.mixed_fake(n, real.device)
-            ctx.cache["fake"] = fake
-            fake = fake.detach()
-        else:
-            with torch.no_grad():
-                fake = self.mixed_fake(n, real.device)
+        fake, _ = self.make_fake(real.shape[0], real.device, ctx)
         # real and fake scored apart: the minibatch-stddev layer must not mix them within a group
         lazy_r1 = self.cfg.r1_gamma > 0 and ctx.step % self.cfg.r1_every == 0
         if lazy_r1:
@@ -110,7 +103,7 @@ class StyleGAN(GANModel):
         return out
 
     def g_step(self, batch, ctx):
-        fake = ctx.cache.pop("fake") if "fake" in ctx.cache else self.mixed_fake(batch["image"].shape[0], batch["image"].device)
+        fake, _ = self.take_fake(batch["image"].shape[0], batch["image"].device, ctx)
         return {"loss": losses.g_loss(self.cfg.loss, self.score(fake))}
 
     # --- sampling and exploring ------------------------------------------------------------------
@@ -123,12 +116,6 @@ class StyleGAN(GANModel):
         G = self._generator(nets)
         z = self.latent(n, generator, next(G.parameters()).device)
         return self.truncate(z, 1.0 if truncation is None else truncation, nets=nets)
-
-    @torch.no_grad()
-    def sample_seeded(self, n: int, seed: int, device, labels: Optional[Tensor] = None,
-                      nets: Optional[Dict[str, nn.Module]] = None, batch: int = 500, truncation: Optional[float] = None) -> Tensor:
-        g = torch.Generator(device=device).manual_seed(seed)
-        return torch.cat([self.sample(min(batch, n - i), generator=g, nets=nets, truncation=truncation).cpu() for i in range(0, n, batch)])
 
     @torch.no_grad()
     def truncate(self, z: Tensor, psi: float, labels: Optional[Tensor] = None, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:

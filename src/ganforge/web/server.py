@@ -54,8 +54,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganforge.config import MAX_SEED
 from ganforge.errors import UserError
-from ganforge.explore import slerp  # noqa: F401 - the page's interpolation, as `ganforge explore`'s
+from ganforge.explore import slerp  # the page's interpolation is `ganforge explore`'s
 
 log = logging.getLogger("ganforge.web")
 
@@ -65,7 +66,6 @@ MAX_UPLOAD_BYTES = 10 * 2**20
 MAX_UPLOAD_PIXELS = 25_000_000
 MAX_JSON_BYTES = 64 * 2**10
 MAX_PENDING = 32  # queued model runs beyond which the server answers "busy"
-MAX_SEED = 2**31 - 1
 GENERATIVE = ("images", "labels")
 IMAGE_TO_IMAGE = ("paired", "unpaired", "attributes")
 MAX_FULL_RES_PIXELS = 2048 * 2048  # full-resolution translation upsamples to the input's size: this far
