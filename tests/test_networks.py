@@ -175,3 +175,123 @@ def test_score_pair_batches_real_and_fake_without_batch_norm():
     real, fake = torch.rand(6, 1, 28, 28), torch.rand(6, 1, 28, 28)
     r, f = model.score_pair(real, fake)
     assert torch.allclose(r, model.D(real), atol=1e-5) and torch.allclose(f, model.D(fake), atol=1e-5)
+
+
+# The critic's closed-form input gradient (penalties) and its frozen backward (G steps) against autograd.
+# float64 so that the two orders of summation agree to 1e-9.
+CRITICS = {
+    "plain": dict(channels=1, size=28, norm="none"),
+    "rgb spectral": dict(channels=3, size=32, norm="spectral"),
+    "conditional": dict(channels=1, size=28, norm="none", n_classes=10),
+    "auxiliary head": dict(channels=1, size=28, norm="none", aux_classes=10),
+}
+
+
+def critic(kind: str) -> DCGANDiscriminator:
+    torch.manual_seed(0)
+    spec = CRITICS[kind]
+    D = DCGANDiscriminator(spec["channels"], spec["size"], width=8, norm=spec["norm"],
+                           n_classes=spec.get("n_classes", 0), aux_classes=spec.get("aux_classes", 0))
+    for p in D.parameters():  # weights big enough that the gradients are far from zero
+        p.data.normal_(0.0, 0.3)
+    return D.double().eval()  # eval: spectral norm's power iteration would move between the two calls
+
+
+def critic_input(D: DCGANDiscriminator, n: int = 5):
+    channels = D.features[0].in_channels - D.n_classes
+    x = torch.randn(n, channels, D.size, D.size, dtype=torch.float64)
+    labels = torch.arange(n) % 10 if D.n_classes else None
+    return x, labels
+
+
+def adversarial(out: torch.Tensor) -> torch.Tensor:
+    return out[:, 0] if out.dim() == 2 else out
+
+
+@pytest.mark.parametrize("kind", CRITICS)
+def test_closed_form_input_gradient_is_autograds(kind):
+    D = critic(kind)
+    x, labels = critic_input(D)
+    expected = torch.autograd.grad(adversarial(D(x.requires_grad_(True), labels)).sum(), x)[0]
+    got = D.input_gradient(x.detach(), labels)
+    assert got.shape == x.shape
+    assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12) and expected.abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("kind", CRITICS)
+def test_gradient_penalty_from_the_closed_form_has_autograds_weight_gradients(kind):
+    from ganforge import losses
+
+    D = critic(kind)
+    real, labels = critic_input(D)
+    fake = torch.randn_like(real)
+    by_autograd = losses.gradient_penalty(lambda t: adversarial(D(t, labels)), real, fake, torch.Generator().manual_seed(3))
+    closed = losses.gradient_penalty(lambda t: adversarial(D(t, labels)), real, fake, torch.Generator().manual_seed(3),
+                                     input_gradient=lambda t: D.input_gradient(t, labels))
+    assert closed.item() == pytest.approx(by_autograd.item(), rel=1e-9)
+    params = [p for p in D.parameters()]
+    expected = torch.autograd.grad(by_autograd, params, allow_unused=True)
+    got = torch.autograd.grad(closed, params, allow_unused=True)
+    for (name, _), e, g in zip(D.named_parameters(), expected, got):
+        e = torch.zeros_like(params[0]) if e is None else e  # biases: no gradient (the penalty ignores them)
+        if g is None:
+            assert e.abs().max() < 1e-12, name
+        else:
+            assert torch.allclose(g, e, rtol=1e-8, atol=1e-12), name
+    assert any(g is not None and g.abs().max() > 1e-3 for g in got)
+
+
+@pytest.mark.parametrize("kind", CRITICS)
+def test_frozen_critic_backward_is_autograds(kind):
+    # A G step: D's weights frozen, the gradient wanted only at its input, through every output column.
+    D = critic(kind)
+    x, labels = critic_input(D)
+    weights = torch.randn(x.shape[0], 1 + D.aux_classes, dtype=torch.float64)
+
+    def input_grad():
+        xg = x.clone().requires_grad_(True)
+        out = D(xg, labels)
+        (out.reshape(x.shape[0], -1) * weights).sum().backward()
+        return xg.grad
+
+    expected = input_grad()  # weights trainable: autograd's path
+    D.requires_grad_(False)
+    assert D._frozen_with_input_grad(x.clone().requires_grad_(True))
+    got = input_grad()
+    assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12) and expected.abs().max() > 1e-3
+    with torch.no_grad():
+        assert torch.equal(D(x, labels), D(x, labels))  # no graph wanted: the plain forward
+
+
+def test_closed_forms_read_each_spectral_weight_once():
+    # in training mode every read of a spectral-norm weight runs a power iteration; a forward pass reads each once
+    a, b = critic("rgb spectral").train(), critic("rgb spectral").train()
+    x, _ = critic_input(a)
+    a(x)
+    b.input_gradient(x)
+    for (name, u), v in zip(a.named_buffers(), b.buffers()):
+        assert torch.equal(u, v), name
+    b.requires_grad_(False)
+    b(x.clone().requires_grad_(True)).sum().backward()  # the frozen path: its forward reads, its backward reuses
+    a(x)
+    for (name, u), v in zip(a.named_buffers(), b.buffers()):
+        assert torch.equal(u, v), name
+
+
+def test_no_closed_form_with_batch_norm_or_under_autocast():
+    torch.manual_seed(0)
+    bn = DCGANDiscriminator(1, 28, width=8, norm="batch")
+    x = torch.randn(4, 1, 28, 28)
+    assert bn.input_gradient(x) is None
+    bn.requires_grad_(False)
+    assert not bn._frozen_with_input_grad(x.requires_grad_(True))  # batch norm couples the samples
+    plain = DCGANDiscriminator(1, 28, width=8, norm="none")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert plain.input_gradient(x) is None
+
+
+def test_wgan_gp_takes_the_closed_form_unless_augmentation_sits_between():
+    x = torch.rand(3, 1, 28, 28)
+    assert build("wgan-gp", 28).score_gradient(x) is not None
+    assert build("wgan-gp", 28, sets=["augment.policy=translation"]).score_gradient(x) is None
+    assert build("wgan-gp", 28, sets=["augment.policy=translation", "augment.p=0"]).score_gradient(x) is not None

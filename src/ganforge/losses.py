@@ -5,7 +5,7 @@ which is the numerically stable form of log(sigmoid(.)).
 """
 from __future__ import annotations
 
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -46,11 +46,19 @@ def g_loss(kind: str, fake: Tensor) -> Tensor:
     raise ValueError(f"unknown adversarial loss '{kind}'")
 
 
-def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None) -> Tensor:
-    """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2] on random points between real and fake (Gulrajani 2017)."""
+def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None,
+                     input_gradient: Optional[Callable[[Tensor], Optional[Tensor]]] = None) -> Tensor:
+    """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2] on random points between real and fake (Gulrajani 2017).
+
+    input_gradient(x), when given and not None, is d(sum critic(x))/dx with its graph in the weights (a
+    critic's closed form); autograd's double backward through critic otherwise.
+    """
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, generator=generator)
-    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    x_hat = eps * real + (1 - eps) * fake
+    grad = input_gradient(x_hat) if input_gradient is not None else None
+    if grad is None:
+        x_hat = x_hat.requires_grad_(True)
+        (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
 
 

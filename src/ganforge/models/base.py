@@ -151,6 +151,14 @@ class GANModel(nn.Module):
         """D on augmented input (the same augmentation family for real and fake, Zhao 2020)."""
         return self.D(self.augment(x), labels)
 
+    def score_gradient(self, x: Tensor, labels: Optional[Tensor] = None) -> Optional[Tensor]:
+        """d(sum of score(x))/dx from D's closed form (see DCGANDiscriminator.input_gradient), or None when
+        D has none or augmentation sits between x and D: then penalties take autograd's double backward."""
+        input_gradient = getattr(self.D, "input_gradient", None)
+        if input_gradient is None or self.augment.active:
+            return None
+        return input_gradient(x, labels)
+
     def score_pair(self, real: Tensor, fake: Tensor, real_labels=None, fake_labels=None) -> Tuple[Tensor, Tensor]:
         """D on real and fake: one batched call, except with batch norm, whose statistics must not mix them."""
         if getattr(self.D, "uses_batch_norm", False):

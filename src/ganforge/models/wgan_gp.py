@@ -33,5 +33,5 @@ class WGANGP(DCGAN):
         fake, _ = self.make_fake(real.shape[0], real.device, ctx)
         d_real, d_fake = self.score_pair(real, fake)
         wasserstein = losses.d_loss(self.cfg.loss, d_real, d_fake)
-        penalty = losses.gradient_penalty(self.score, real, fake)
+        penalty = losses.gradient_penalty(self.score, real, fake, input_gradient=self.score_gradient)
         return {"loss": wasserstein + self.cfg.gp_weight * penalty, "wasserstein": -wasserstein.detach(), "gp": penalty.detach()}

@@ -65,8 +65,12 @@ class DiffAugment(nn.Module):
             raise UserError(f"augment.p must be in [0, 1], got {p}")
         self.p = p
 
+    @property
+    def active(self) -> bool:
+        return bool(self.ops) and self.p > 0.0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.ops or self.p == 0.0:
+        if not self.active:
             return x
         out = x
         for op in self.ops:
