@@ -3,11 +3,12 @@
 The textbook loop is the one most tutorials teach: a DataLoader whose dataset converts and normalises
 each sample on its own, G(z) computed again for every critic step and once more for the G step, D's
 parameter gradients computed (then thrown away) during the G step, torch's default optimiser
-implementation, and the networks in the memory layout they are built in. Both sides use the same networks, losses, optimiser settings, batch size and threads;
-each measurement runs in a fresh process, and the two alternate (ours, textbook, ours, ...) so that
-drift in the machine's speed hits both alike.
+implementation, the networks in the memory layout they are built in, and WGAN-GP's penalty through
+autograd's double backward. Both sides use the same networks, losses, optimiser settings, batch size and
+threads. Each measurement runs in a fresh process holding both loops, each with its own networks, and
+alternates them one iteration at a time, so that drift in the machine's speed hits both alike.
 
-    python benchmarks/bench_train.py [--models dcgan,gan] [--pairs 3] [--iters 20]
+    python benchmarks/bench_train.py [--models dcgan,gan] [--pairs 3] [--iters 20] [--threads N]
 """
 from __future__ import annotations
 
@@ -31,32 +32,52 @@ CASES = {
 }
 
 
-MIN_SECONDS = 3.0  # each measurement runs at least this long, and at least --iters iterations
+MIN_SECONDS = 3.0  # each loop runs at least this long in a measurement, and at least --iters iterations
 
 
-def measure(name: str, variant: str, iters: int) -> dict:
+def make_trainer(name: str, threads: int):
     import torch
 
     from ganforge import config as C
     from ganforge.models import get_model
+    from ganforge.training import distributed
     from ganforge.training.trainer import Trainer
 
     model, sets, _ = CASES[name]
     cfg = C.resolve(model, get_model(model).defaults, None, {"steps": 10**6},
-                    ["eval.metrics=none", "sample.every=0", "checkpoint.every=0", "log.every=0", *sets])
+                    ["eval.metrics=none", "sample.every=0", "checkpoint.every=0", "log.every=0", *sets]
+                    + ([f"threads={threads}"] if threads else []))
     trainer = Trainer(cfg, tempfile.mkdtemp(), progress=False)
-    torch.set_num_threads(cfg.threads)  # as Trainer.fit does; the same for both variants
+    torch.set_num_threads(distributed.cpu_threads(cfg.threads, trainer.ranks))  # as Trainer.fit does; the same for both loops
+    return trainer
+
+
+def measure_speed(name: str, iters: int, threads: int) -> dict:
+    """img/s of both loops, interleaved one iteration at a time in this process (each with its own copy of the
+    networks), so that the machine's speed, which drifts by tens of percent over seconds here, hits both alike."""
+    loops = {"ours": ours_iteration(make_trainer(name, threads)), "textbook": textbook_iteration(make_trainer(name, threads))}
+    running: dict = {}
+    for step in loops.values():
+        for _ in range(3):  # warm-up
+            step(running)
+    seconds, images, done = dict.fromkeys(loops, 0.0), dict.fromkeys(loops, 0), 0
+    while done < iters or min(seconds.values()) < MIN_SECONDS:
+        for variant in (("ours", "textbook") if done % 2 == 0 else ("textbook", "ours")):
+            t0 = time.perf_counter()
+            images[variant] += loops[variant](running)
+            seconds[variant] += time.perf_counter() - t0
+        done += 1
+    return {variant: images[variant] / seconds[variant] for variant in loops}
+
+
+def measure_memory(name: str, variant: str, iters: int, threads: int) -> float:
+    """Peak resident memory (MB) of one loop alone in this process."""
+    trainer = make_trainer(name, threads)
     step = ours_iteration(trainer) if variant == "ours" else textbook_iteration(trainer)
     running: dict = {}
-    for _ in range(3):  # warm-up
+    for _ in range(iters):
         step(running)
-    t0, images, done = time.perf_counter(), 0, 0
-    while done < iters or time.perf_counter() - t0 < MIN_SECONDS:  # fast models run longer: less noise
-        images += step(running)
-        done += 1
-    seconds = time.perf_counter() - t0
-    return {"img_s": images / seconds, "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "threads": torch.get_num_threads()}
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def ours_iteration(trainer):
@@ -150,29 +171,37 @@ def textbook_iteration(trainer):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default=",".join(CASES), help=f"some of {', '.join(CASES)}")
-    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=3, help="measurements per case, each in a fresh process")
     ap.add_argument("--iters", type=int, default=20)
-    ap.add_argument("--one", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads for both loops (default: the config's, torch's own count)")
+    ap.add_argument("--speed", metavar="CASE", help=argparse.SUPPRESS)
+    ap.add_argument("--memory", nargs=2, metavar=("CASE", "VARIANT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.one:
-        print(json.dumps(measure(args.one[0], args.one[1], args.iters)))
+    if args.speed:
+        print(json.dumps(measure_speed(args.speed, args.iters, args.threads)))
         return
-    print(f"{'case':<8} {'ours img/s':>11} {'textbook':>9} {'ratio':>6} {'target':>6}  peak RSS ours/textbook")
+    if args.memory:
+        print(json.dumps(measure_memory(*args.memory, args.iters, args.threads)))
+        return
+    import torch
+
+    print(f"{args.threads or torch.get_num_threads()} thread(s)")
+    print(f"{'case':<8} {'ours img/s':>11} {'textbook':>9} {'ratio':>6} {'target':>6}  ratios measured  peak RSS ours/textbook")
     for model in args.models.split(","):
         if model not in CASES:
             sys.exit(f"unknown case '{model}'; choose from {', '.join(CASES)}")
-        ratios, ours, book = [], [], []
-        for _ in range(args.pairs):
-            a, b = (json.loads(subprocess.check_output([sys.executable, __file__, "--one", model, v, "--iters", str(args.iters)]))
-                    for v in ("ours", "textbook"))
-            ours.append(a)
-            book.append(b)
-            ratios.append(a["img_s"] / b["img_s"])
-        print(f"{model:<8} {statistics.median(r['img_s'] for r in ours):>11.0f} {statistics.median(r['img_s'] for r in book):>9.0f} "
-              f"{statistics.median(ratios):>5.2f}x {CASES[model][2]:>5.1f}x  "
-              f"{max(r['maxrss_mb'] for r in ours):.0f} / {max(r['maxrss_mb'] for r in book):.0f} MB", flush=True)
-    print(f"(median of {args.pairs} alternating pairs, each at least {args.iters} iterations and {MIN_SECONDS:g} s after 3 "
-          "warm-up iterations, in a fresh process)")
+        common = ["--iters", str(args.iters), "--threads", str(args.threads)]
+        runs = [json.loads(subprocess.check_output([sys.executable, __file__, "--speed", model, *common]))
+                for _ in range(args.pairs)]
+        ratios = sorted(r["ours"] / r["textbook"] for r in runs)
+        rss = [json.loads(subprocess.check_output([sys.executable, __file__, "--memory", model, v, "--iters", "10", "--threads", str(args.threads)]))
+               for v in ("ours", "textbook")]
+        print(f"{model:<8} {statistics.median(r['ours'] for r in runs):>11.0f} {statistics.median(r['textbook'] for r in runs):>9.0f} "
+              f"{statistics.median(ratios):>5.2f}x {CASES[model][2]:>5.1f}x  {' '.join(f'{r:.2f}' for r in ratios):<15}  "
+              f"{rss[0]:.0f} / {rss[1]:.0f} MB", flush=True)
+    print(f"(median of {args.pairs} measurements, each in a fresh process that interleaves the two loops one iteration "
+          f"at a time for at least {args.iters} iterations and {MIN_SECONDS:g} s each, after 3 warm-up iterations; "
+          "peak RSS from a separate process per loop)")
 
 
 if __name__ == "__main__":

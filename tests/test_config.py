@@ -1,5 +1,6 @@
 """Config resolution: the order of precedence, and one clear UserError for every kind of bad setting."""
 import pytest
+import torch
 import yaml
 
 from ganforge import config
@@ -150,7 +151,8 @@ def test_yaml_of_another_model_is_refused(tmp_path):
     ({}, ["optim.G.name=adamw"], "optim.G.name"), ({}, ["schedule.kind=cosine"], "schedule.kind"),
     ({}, ["log.every=-1"], "log.every"), ({}, ["eval.every=-5"], "eval.every"), ({}, ["device=tpu"], "device"),
     ({}, ["size=-28"], "size"), ({}, ["checkpoint.keep=0"], "checkpoint.keep"), ({}, ["sample.n=0"], "sample.n"),
-    ({}, ["eval.n=0"], "eval.n"),
+    ({}, ["eval.n=0"], "eval.n"), ({}, ["threads=0"], "threads"), ({}, ["threads=1.5"], "threads"),
+    ({}, ["threads=two"], "threads"),
 ])
 def test_bad_numbers_and_names_are_user_errors(flags, sets, key):
     with pytest.raises(UserError, match=key):
@@ -195,3 +197,20 @@ def test_list_items_take_the_defaults_type():
 def test_config_that_is_a_folder(tmp_path):
     with pytest.raises(UserError, match="is a folder"):
         resolve("gan", GAN, str(tmp_path))
+
+
+def test_threads_default_to_torchs_own_count_shared_among_a_machines_ranks(monkeypatch):
+    from ganforge.training.distributed import Ranks, cpu_threads
+
+    assert resolve("dcgan", DCGAN)["threads"] is None
+    assert resolve("dcgan", DCGAN, sets=["threads=3"])["threads"] == 3
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert cpu_threads(None, Ranks()) == 4 and cpu_threads(3, Ranks()) == 3
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: two ranks on this machine
+        assert cpu_threads(None, Ranks(rank=1, world=2, local_rank=1)) == 2
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+        assert cpu_threads(None, Ranks(rank=1, world=8, local_rank=1)) == 1
+    finally:
+        torch.set_num_threads(before)

@@ -29,9 +29,11 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
     "batch_size": 64,
     "seed": 0,
     "device": "auto",
-    # CPU threads for training. 1 by default: on a 2-core machine the small default networks ran ~12x
-    # faster on one thread than on two (intra-op threads mostly wait on each other at these sizes).
-    "threads": 1,
+    # CPU threads for training; None = torch's own count (one per physical core, or OMP_NUM_THREADS),
+    # shared out among the processes of a DDP run on one machine. Several runs at once on one machine
+    # want threads=1 each: two 2-thread runs on 2 cores trained the default DCGAN 4x slower than two
+    # 1-thread runs (each thread waits on its twin, which has lost its core).
+    "threads": None,
     # fp32 | bf16 | fp16: autocast for the networks' forward passes on a GPU (fp16 with gradient scaling).
     # A CPU run is always fp32: this machine class has no native bf16 and fp16 is slower there.
     "precision": "fp32",
@@ -255,7 +257,7 @@ def validate(cfg: Mapping) -> None:
     positive("minutes", cfg["minutes"], allow_none=True)
     positive("batch_size", cfg["batch_size"])
     positive("n_critic", cfg["n_critic"])
-    positive("threads", cfg["threads"])
+    positive("threads", cfg["threads"], allow_none=True, kind=(int,))
     positive("size", cfg["size"], allow_none=True, kind=(int,))
     for name, opt in cfg["optim"].items():
         if opt["name"] not in OPTIMIZERS:

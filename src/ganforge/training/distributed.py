@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -48,6 +48,15 @@ def from_env(device_type: str) -> Ranks:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def cpu_threads(threads: Optional[int], ranks: Ranks) -> int:
+    """CPU threads for one process: the configured count, else torch's own shared among this machine's ranks
+    (torchrun's LOCAL_WORLD_SIZE), so that the ranks do not fight over the cores."""
+    if threads:
+        return threads
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if ranks.active else 1
+    return max(1, torch.get_num_threads() // local)
 
 
 def rank_seed(seed: int, rank: int) -> int:

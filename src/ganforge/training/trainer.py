@@ -166,7 +166,7 @@ class Trainer:
         self.model.train()
         threads_before = torch.get_num_threads()
         if self.device.type == "cpu":
-            torch.set_num_threads(cfg.threads)
+            torch.set_num_threads(distributed.cpu_threads(cfg.threads, self.ranks))
         try:
             self._loop(progress, budget, t_start, elapsed_before)
             return self.finish()
