@@ -16,7 +16,8 @@ class WGANGP(DCGAN):
     # per G step, Adam beta1 0, beta2 0.99) with DCGAN's rates here (critic faster, TTUR, Heusel 2017): cFD
     # 31.9 after 1,800 steps and 28.2 after 2,850 (then ~5 CPU-minutes; seed 1: 28.1) on mnist5k. In the same
     # time n_critic 5 at these rates reached 41.1 (770 steps), n_critic 1 at Adam 1e-3 44.4, the paper's set-up
-    # 395. With the closed-form penalty 2,850 steps take 3.5 minutes on one thread (cFD 27.9; seed 1: 29.6).
+    # 395. With the closed-form penalty 2,850 steps took 3.3-3.5 minutes on one thread beside another run
+    # (cFD 27.9; seed 1: 29.6).
     # `--set n_critic=5 optim.G.lr=1e-4 optim.D.lr=1e-4 optim.G.betas=[0.5,0.9] optim.D.betas=[0.5,0.9] ema.beta=0`
     # gives the paper's set-up back.
     defaults = {
