@@ -255,12 +255,15 @@ def test_frozen_critic_backward_is_autograds(kind):
         return xg.grad
 
     expected = input_grad()  # weights trainable: autograd's path
+    plain_scores = D(x, labels)
     D.requires_grad_(False)
     assert D._frozen_with_input_grad(x.clone().requires_grad_(True))
     got = input_grad()
     assert torch.allclose(got, expected, rtol=1e-9, atol=1e-12) and expected.abs().max() > 1e-3
-    with torch.no_grad():
-        assert torch.equal(D(x, labels), D(x, labels))  # no graph wanted: the plain forward
+    # its forward gives the plain forward's scores (biases included)
+    assert torch.allclose(D(x.clone().requires_grad_(True), labels), plain_scores, rtol=1e-9, atol=1e-12)
+    with torch.no_grad():  # no gradient wanted: the plain forward
+        assert not D._frozen_with_input_grad(x.clone().requires_grad_(True))
 
 
 def test_closed_forms_read_each_spectral_weight_once():

@@ -18,8 +18,8 @@ class CGAN(GAN):
     summary = "GAN with the class label joined to z (100-d) in G and to the image in D"
     needs = "labels"
     # The conv networks take DCGAN's small-data recipe (spectral norm in D, Adam (0, 0.99) at 2e-3 / 4e-3, EMA,
-    # batch 64). Samples classified as their label after 5 CPU-minutes (about 4,000 steps): 97.4% / 97.5%
-    # (seeds 0 / 1), cFD 10.7 / 10.9; the paper's MLPs with the same optimiser reached 87.6% in 5 minutes.
+    # batch 64). Samples classified as their label after 5 CPU-minutes (about 4,100 steps): 97.6% / 97.3%
+    # (seeds 0 / 1), cFD 10.9 / 11.1; the paper's MLPs with the same optimiser reached 87.6% in 5 minutes.
     defaults = {
         **GAN.defaults,
         "networks": "conv",  # conv | mlp (the paper's)
