@@ -186,7 +186,8 @@ def test_cyclegan_generator_loss_is_the_papers_sum(tmp_path):
     torch.manual_seed(0)
     out = model.step("G", {"image": x, "image_b": y}, StepContext(step=0))
     with torch.no_grad():
-        adv = 0.5 * ((model.D_Y(model.G(x)) - 1) ** 2).mean() + 0.5 * ((model.D_X(model.F(y)) - 1) ** 2).mean()
+        # Zhu 2017 eq. 2 with the least-squares loss of section 4: E[(D(G(x)) - 1)^2], not LSGAN's 1/2 of it
+        adv = ((model.D_Y(model.G(x)) - 1) ** 2).mean() + ((model.D_X(model.F(y)) - 1) ** 2).mean()
         cyc = (model.F(model.G(x)) - x).abs().mean() + (model.G(model.F(y)) - y).abs().mean()
         idt = (model.G(y) - y).abs().mean() + (model.F(x) - x).abs().mean()
     assert torch.allclose(out["loss"], adv + 10 * cyc + 5 * idt, atol=1e-5)

@@ -50,6 +50,19 @@ def test_lsgan_losses():
     assert losses.g_loss("lsgan", FAKE).item() == pytest.approx(g)
 
 
+def test_image_to_image_criterion_is_the_cyclegan_and_pix2pix_papers():
+    # CycleGAN (Zhu 2017, section 4): G minimises E[(D(G(x)) - 1)^2] in full; D half of E[(D(y) - 1)^2] + E[D(G(x))^2]
+    assert losses.criterion("lsgan", FAKE, real=True).item() == pytest.approx(((-1 - 1) ** 2 + 0) / 2)
+    assert losses.halved_d_criterion("lsgan", REAL, FAKE).item() == pytest.approx(0.5 * ((1 + 1) / 2 + (1 + 1) / 2))
+    # so beside the cycle loss, G's adversarial term is twice LSGAN's own 1/2 E[(D(G(z)) - 1)^2]
+    assert losses.criterion("lsgan", FAKE, real=True).item() == pytest.approx(2 * losses.g_loss("lsgan", FAKE).item())
+    # pix2pix (Isola 2017, section 3.3): binary cross-entropy, D's objective divided by 2
+    assert losses.criterion("nonsaturating", FAKE, real=True).item() == pytest.approx(losses.g_loss("nonsaturating", FAKE).item())
+    assert losses.halved_d_criterion("nonsaturating", REAL, FAKE).item() == pytest.approx(0.5 * losses.d_loss("nonsaturating", REAL, FAKE).item())
+    with pytest.raises(ValueError):
+        losses.criterion("wasserstein", FAKE, real=True)
+
+
 def test_wasserstein_losses():
     assert losses.d_loss("wasserstein", REAL, FAKE).item() == pytest.approx(0.0 - 1.0)  # E[D(G(z))] - E[D(x)]
     assert losses.g_loss("wasserstein", FAKE).item() == pytest.approx(0.0)

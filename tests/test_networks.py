@@ -130,6 +130,33 @@ def test_dcgan_init_draws_from_the_papers_distributions():
     assert all(m.bias.abs().max() == 0 for m in bn)
 
 
+def stored_weights(module: nn.Module) -> torch.Tensor:
+    """Every conv and linear layer's stored weight: spectral norm's original, which training updates."""
+    out = []
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            parametrized = nn.utils.parametrize.is_parametrized(m, "weight")
+            out.append((m.parametrizations.weight.original if parametrized else m.weight).flatten())
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "spectral"])
+def test_discriminator_weights_start_from_the_papers_init_under_every_norm(norm):
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(1, 64, width=64, norm=norm)  # the constructor applies dcgan_init
+    weights = stored_weights(D)
+    assert weights.mean().abs() < 2e-3 and abs(weights.std().item() - 0.02) < 1e-3  # N(0, 0.02), not torch's default
+    if norm == "spectral":
+        for m in D.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                # the power iteration was refitted to the new weight: W / sigma has spectral norm ~1
+                w = m.parametrizations.weight.original.detach().flatten(1)
+                sigma = torch.linalg.matrix_norm(w, ord=2)
+                estimate = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+                assert sigma.item() == pytest.approx(0.02 * (w.shape[0] ** 0.5 + w.shape[1] ** 0.5), rel=0.5)
+                assert estimate.item() == pytest.approx(1.0, rel=0.05)
+
+
 def test_discriminator_normalisations():
     batch = DCGANDiscriminator(1, 32, width=8, norm="batch")
     convs = [m for m in batch.features if isinstance(m, nn.Conv2d)]

@@ -46,6 +46,27 @@ def g_loss(kind: str, fake: Tensor) -> Tensor:
     raise ValueError(f"unknown adversarial loss '{kind}'")
 
 
+# The losses of pix2pix and CycleGAN, which state theirs as a criterion against real/fake labels.
+CRITERION_LOSSES = ("nonsaturating", "lsgan")
+
+
+def criterion(kind: str, scores: Tensor, real: bool) -> Tensor:
+    """The GAN criterion of pix2pix and CycleGAN: binary cross-entropy (nonsaturating) or squared error (lsgan)
+    of the scores against the label 1 (real) or 0 (fake). Their G minimises criterion(D(G(x)), real) in full
+    (Zhu 2017 eq. 2 with LSGAN's squared error, section 4), and their D half of its two terms."""
+    if kind == "nonsaturating":
+        return F.softplus(-scores if real else scores).mean()
+    if kind == "lsgan":
+        return (scores - 1).square().mean() if real else scores.square().mean()
+    raise ValueError(f"'{kind}' is not a criterion loss; use one of {', '.join(CRITERION_LOSSES)}")
+
+
+def halved_d_criterion(kind: str, real: Tensor, fake: Tensor) -> Tensor:
+    """D's criterion loss divided by 2 "to slow down the rate at which D learns relative to G" (Isola 2017,
+    section 3.3; Zhu 2017, section 4)."""
+    return 0.5 * (criterion(kind, real, True) + criterion(kind, fake, False))
+
+
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, generator=None,
                      input_gradient: Optional[Callable[[Tensor], Optional[Tensor]]] = None) -> Tensor:
     """WGAN-GP: E[(||grad D(x_hat)||_2 - 1)^2] on random points between real and fake (Gulrajani 2017).

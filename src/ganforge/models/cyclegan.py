@@ -85,7 +85,7 @@ class CycleGAN(ImageToImageModel):
     def g_step(self, batch, ctx):
         x, y = batch["image"], batch["image_b"]
         fake_y, fake_x = self.G(x), self.F(y)
-        adversarial = losses.g_loss(self.cfg.loss, self.D_Y(fake_y)) + losses.g_loss(self.cfg.loss, self.D_X(fake_x))
+        adversarial = losses.criterion(self.cfg.loss, self.D_Y(fake_y), True) + losses.criterion(self.cfg.loss, self.D_X(fake_x), True)
         cycle = losses.l1(self.F(fake_y), x) + losses.l1(self.G(fake_x), y)
         loss = adversarial + self.cfg.lambda_cyc * cycle
         out = {"adv": adversarial.detach(), "cycle": cycle.detach()}
@@ -105,8 +105,8 @@ class CycleGAN(ImageToImageModel):
         fake_x, fake_y = ctx.cache.pop("fakes")
         real_x, old_x = self.scores(self.D_X, x, self.pool_X.query(fake_x))
         real_y, old_y = self.scores(self.D_Y, y, self.pool_Y.query(fake_y))
-        d_x = losses.d_loss(self.cfg.loss, real_x, old_x)  # 1/2 of the squared errors: the paper's halving
-        d_y = losses.d_loss(self.cfg.loss, real_y, old_y)
+        d_x = losses.halved_d_criterion(self.cfg.loss, real_x, old_x)
+        d_y = losses.halved_d_criterion(self.cfg.loss, real_y, old_y)
         return {"loss": d_x + d_y, "D_X": d_x.detach(), "D_Y": d_y.detach()}
 
     # --- using it ---------------------------------------------------------------------------------

@@ -133,8 +133,7 @@ class Pix2Pix(ImageToImageModel):
         fake = self.generate(x)  # kept with its graph: the G step reuses it
         ctx.cache["fake"] = (x, y, fake)
         d_real, d_fake = self.scores(self.D, torch.cat([x, y], 1), torch.cat([x, fake.detach()], 1))
-        # halved "to slow down the rate at which D learns relative to G" (section 3.3)
-        return {"loss": 0.5 * losses.d_loss(self.cfg.loss, d_real, d_fake)}
+        return {"loss": losses.halved_d_criterion(self.cfg.loss, d_real, d_fake)}
 
     def g_step(self, batch, ctx):
         if "fake" in ctx.cache:
@@ -142,7 +141,7 @@ class Pix2Pix(ImageToImageModel):
         else:
             x, y = self.source_target(batch)
             fake = self.generate(x)
-        adversarial = losses.g_loss(self.cfg.loss, self.D(torch.cat([x, fake], 1)))
+        adversarial = losses.criterion(self.cfg.loss, self.D(torch.cat([x, fake], 1)), real=True)
         l1 = losses.l1(fake, y)
         loss = adversarial + self.cfg.lambda_l1 * l1
         out = {"adv": adversarial.detach(), "l1": l1.detach()}

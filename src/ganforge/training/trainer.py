@@ -287,17 +287,20 @@ class Trainer:
     def _periodic(self) -> None:
         cfg, step = self.cfg, self.step
         if cfg.sample.every and step % cfg.sample.every == 0 and self.ranks.main:
-            self.save_samples()
+            with self.aside():
+                self.save_samples()
         if cfg.eval.every and step % cfg.eval.every == 0 and self.ranks.main:
-            self.evaluate()
+            with self.aside():
+                self.evaluate()
         if cfg.checkpoint.every and step % cfg.checkpoint.every == 0:
             self.save_checkpoint()
 
     def finish(self) -> Dict:
-        if self.ranks.main and (not self.last_eval or self.last_eval.get("step") != self.step):
-            self.evaluate()
-        if self.ranks.main and not (self.out / "samples" / f"step_{self.step:06d}.png").exists():
-            self.save_samples()
+        with self.aside():
+            if self.ranks.main and (not self.last_eval or self.last_eval.get("step") != self.step):
+                self.evaluate()
+            if self.ranks.main and not (self.out / "samples" / f"step_{self.step:06d}.png").exists():
+                self.save_samples()
         path = self.save_checkpoint()
         if self.ranks.main:
             plot_losses(self.metrics.read(), self.out / "losses.png")
@@ -311,6 +314,13 @@ class Trainer:
         }
 
     # --- sampling and evaluation -----------------------------------------------------------------
+    def aside(self):
+        """Work beside training (samples, figures) draws from a forked RNG: whatever it builds or draws (a
+        metric network's random initial weights, say) must not move the training stream, or a run that
+        stops and resumes would continue from another state than the run that went straight on."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        return torch.random.fork_rng(devices=devices)
+
     def sampling_nets(self) -> Optional[Dict[str, nn.Module]]:
         return self.ema.nets if self.ema is not None else None
 
