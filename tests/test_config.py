@@ -214,3 +214,62 @@ def test_threads_default_to_torchs_own_count_shared_among_a_machines_ranks(monke
         assert cpu_threads(None, Ranks(rank=1, world=8, local_rank=1)) == 1
     finally:
         torch.set_num_threads(before)
+
+
+# --- settings a family does not use, and a family's own settings, are refused when the config is resolved ---
+
+@pytest.mark.parametrize("model, setting", [
+    ("cyclegan", "n_critic=5"),  # its G and D phases alternate one to one
+    ("cyclegan", "augment.policy=color"),
+    ("pix2pix", "augment.p=0.5"),
+    ("srgan", "augment.policy=translation"),
+    ("stargan", "augment.policy=color"),
+])
+def test_a_setting_the_family_does_not_use_is_refused(model, setting):
+    from ganforge import api
+
+    top = setting.split("=")[0].split(".")[0]
+    with pytest.raises(UserError, match=f"{model} does not use '{top}'"):
+        api.resolve_config(model, sets=[setting])
+    assert top not in api.resolve_config(model)
+
+
+@pytest.mark.parametrize("model, setting, needle", [
+    ("dcgan", "d_norm=bogus", "d_norm must be"),
+    ("acgan", "width=0", "width and z_dim"),
+    ("gan", "dropout=1.5", "dropout must be"),
+    ("stylegan", "mixing_prob=2", "mixing_prob must be"),
+    ("cyclegan", "pool_size=-1", "pool_size"),
+    ("pix2pix", "direction=sideways", "direction must be"),
+    ("pix2pix", "loss=wasserstein", "loss must be one of nonsaturating, lsgan"),
+    ("cyclegan", "loss=hinge", "loss must be one of nonsaturating, lsgan"),
+    ("inpaint", "hole_min=0.9", "hole_min"),
+    ("cgan", "width=8", "read with networks=conv only"),  # cgan defaults to conv: width is read, this passes below
+    ("pix2pix", "eval.metrics=fid", "eval.metrics takes auto or none"),
+])
+def test_a_familys_own_settings_are_checked_when_resolved(model, setting, needle):
+    from ganforge import api
+
+    if model == "cgan":  # a conv setting on the MLP networks
+        with pytest.raises(UserError, match=needle):
+            api.resolve_config(model, sets=["networks=mlp", setting])
+        assert api.resolve_config(model, sets=[setting]).width == 8
+        return
+    with pytest.raises(UserError, match=needle):
+        api.resolve_config(model, sets=[setting])
+
+
+def test_show_config_checks_the_familys_settings(capfd):
+    from ganforge.cli import main
+
+    assert main(["train", "dcgan", "--show-config", "--set", "d_norm=bogus"]) == 2
+    assert "d_norm must be batch, spectral or none" in capfd.readouterr().err
+
+
+def test_minutes_on_a_decaying_schedule_says_what_it_does(tmp_path, caplog):
+    import ganforge
+
+    with caplog.at_level("WARNING", logger="ganforge"):
+        ganforge.train("cyclegan", out=str(tmp_path / "run"), minutes=0.001, progress=False,
+                       set=["width=4", "n_blocks=1", "eval.metrics=none", "sample.every=0"])
+    assert "decay to zero over its 4000 steps" in caplog.text and "--minutes 0.001 stops the run early" in caplog.text

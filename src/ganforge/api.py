@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Sequence, Union
 
+import logging
+
 import torch
 
 from ganforge import config as config_mod
@@ -19,10 +21,13 @@ from ganforge.models import get_model
 from ganforge.training import checkpoint
 from ganforge.training.report import UNBOUNDED_STEPS
 
+log = logging.getLogger("ganforge")
+
 
 def resolve_config(model: str, *, config_file: Optional[str] = None, sets: Iterable[str] = (), out: Optional[str] = None,
-                   resume: bool = False, **flags) -> config_mod.Config:
-    """The full config of a run; on resume, the run's own config is the base that flags and --set refine."""
+                   resume: Union[bool, str] = False, **flags) -> config_mod.Config:
+    """The full config of a run, the model's own settings checked; on resume, the run's own config is the base
+    that flags and --set refine."""
     model_cls = get_model(model)
     base = dict(model_cls.defaults)
     if resume and out:
@@ -32,7 +37,20 @@ def resolve_config(model: str, *, config_file: Optional[str] = None, sets: Itera
             if meta["model"] != model:
                 raise UserError(f"--resume: '{out}' holds a {meta['model']} run, not {model}")
             base = config_mod.deep_merge(base, {k: v for k, v in meta["config"].items() if k != "model"})
-    return config_mod.resolve(model, base, config_file, {**flags, "out": out}, sets)
+    cfg = config_mod.resolve(model, base, config_file, {**flags, "out": out}, sets, unused=model_cls.unused_settings)
+    model_cls.check_config(cfg)
+    return cfg
+
+
+def resume_mode(resume: Union[bool, str], out: Optional[str], model: str) -> bool:
+    """--resume (True), no resume (False) or --resume auto: resume when the run folder holds a checkpoint, else
+    start afresh, so that a scheduler can restart a preempted command unchanged."""
+    if resume in (True, False):
+        return resume
+    if resume != "auto":
+        raise UserError(f"--resume takes no value or 'auto', got '{resume}'")
+    folder = Path(out) if out else Path("runs") / model
+    return bool(checkpoint.list_checkpoints(folder / "checkpoints"))
 
 
 def default_out(model: str) -> Path:
@@ -48,10 +66,12 @@ def default_out(model: str) -> Path:
 def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, steps: Optional[int] = None,
           minutes: Optional[float] = None, batch_size: Optional[int] = None, seed: Optional[int] = None,
           device: Optional[str] = None, config: Optional[str] = None, set: Sequence[str] = (),
-          resume: bool = False, progress: bool = True) -> Dict:
-    """Train MODEL and return a summary: final step, checkpoint, sample grid, loss plot and quality figures."""
+          resume: Union[bool, str] = False, progress: bool = True) -> Dict:
+    """Train MODEL and return a summary: final step, checkpoint, sample grid, loss plot and quality figures.
+    resume: True continues the run in `out`, "auto" continues it if it has a checkpoint and starts it if not."""
     from ganforge.training.trainer import Trainer
 
+    resume = resume_mode(resume, out, model)
     if out is None:
         out = str(Path("runs") / model) if resume else str(default_out(model))
     elif not resume and checkpoint.list_checkpoints(Path(out) / "checkpoints"):
@@ -59,8 +79,12 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
     cfg = resolve_config(model, config_file=config, sets=set, out=out, resume=resume, data=data, steps=steps,
                          minutes=minutes, batch_size=batch_size, seed=seed, device=device)
     if minutes is not None and steps is None and not resume and cfg.schedule.kind == "constant":
-        # the time budget alone ends the run; a decaying schedule keeps its steps, since the decay needs an end
-        cfg["steps"] = UNBOUNDED_STEPS
+        cfg["steps"] = UNBOUNDED_STEPS  # the time budget alone ends the run
+    elif minutes is not None and cfg.schedule.kind != "constant":
+        # a decaying schedule needs an end in steps; the budget can only cut it short
+        log.warning("%s's learning rates decay to zero over its %d steps (schedule.kind %s); --minutes %g stops the run "
+                    "early if those steps take longer, with the decay unfinished. --steps sets the schedule's length; "
+                    "--set schedule.kind=constant lets the time alone end the run", model, cfg.steps, cfg.schedule.kind, minutes)
     trainer = Trainer(cfg, Path(out), resume=resume, progress=progress)
     summary = trainer.fit()
     summary["out"] = out
@@ -82,7 +106,7 @@ class Generator:
         self.device = pick_device(device)
         model_cls = get_model(meta["model"])
         # a run written before a setting existed takes the setting's default
-        defaults = config_mod.resolve(meta["model"], model_cls.defaults, None, {}, [])
+        defaults = config_mod.resolve(meta["model"], model_cls.defaults, None, {}, [], unused=model_cls.unused_settings)
         self.cfg = config_mod.Config(config_mod.deep_merge(defaults, meta["config"]))
         self.data_spec = self.cfg.data
         self.model = model_cls(self.cfg, self.info)

@@ -56,7 +56,9 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--config", help="YAML file of settings (same keys as config.yaml in a run)")
     p.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="override settings, e.g. optim.G.lr=1e-4 loss=lsgan")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", nargs="?", const=True, default=False, choices=["auto"],
+                   help="continue the run in --out from its last checkpoint; --resume auto: continue it if it has one, "
+                        "else start it (for job schedulers that restart a preempted command)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
     p.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -185,9 +187,12 @@ def cmd_datasets(args) -> int:
 def cmd_bench(args) -> int:
     import subprocess
 
-    root = Path.cwd() / "benchmarks"
+    # the source checkout this package was installed from (pip install -e), else the current folder
+    here = Path(__file__).resolve().parents[2] / "benchmarks"
+    root = here if here.is_dir() else Path.cwd() / "benchmarks"
     if not root.is_dir():
-        raise UserError("no benchmarks/ folder here: run `ganforge bench` from the ganforge source checkout")
+        raise UserError("the benchmarks ship with ganforge's source, not with the installed package: run `ganforge bench` "
+                        "inside a source checkout, or install one with `pip install -e .`")
     scripts = sorted(root.glob("bench_*.py"))
     if args.names:
         wanted = {f"bench_{n}.py" if not n.startswith("bench_") else f"{n}.py" for n in args.names}

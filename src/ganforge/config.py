@@ -131,10 +131,13 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
     return value
 
 
-def _check_keys(override: Mapping, defaults: Mapping, source: str, prefix: str = "") -> Dict[str, Any]:
+def _check_keys(override: Mapping, defaults: Mapping, source: str, prefix: str = "",
+                unused: Mapping[str, str] = {}) -> Dict[str, Any]:
     out = {}
     for key, value in override.items():
         path = f"{prefix}{key}"
+        if path in unused:
+            raise UserError(f"{source}: {unused[path]} does not use '{path}'; `ganforge train {unused[path]} --show-config` lists its settings")
         if key not in defaults:
             close = difflib.get_close_matches(str(key), [str(k) for k in defaults], n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
@@ -218,19 +221,24 @@ def resolve(
     config_file: Optional[str] = None,
     flags: Optional[Mapping] = None,
     sets: Iterable[str] = (),
+    unused: Iterable[str] = (),
 ) -> Config:
-    """The full configuration of a run, validated."""
+    """The full configuration of a run, validated. `unused` names trainer settings the model has no use for:
+    they are left out of its config, and setting one is refused by name."""
     defaults = deep_merge(TRAINER_DEFAULTS, model_defaults)
     defaults["model"] = model
+    for key in unused:
+        defaults.pop(key, None)
+    not_used = {key: model for key in unused}
     cfg = defaults
     if config_file:
         from_file = load_yaml(config_file)
         if from_file.get("model", model) != model:
             raise UserError(f"{config_file} is a config for '{from_file['model']}', not '{model}'")
-        cfg = deep_merge(cfg, _check_keys(from_file, defaults, config_file))
+        cfg = deep_merge(cfg, _check_keys(from_file, defaults, config_file, unused=not_used))
     if flags:
-        cfg = deep_merge(cfg, _check_keys({k: v for k, v in flags.items() if v is not None}, defaults, "flag"))
-    cfg = deep_merge(cfg, _check_keys(parse_set(sets), defaults, "--set"))
+        cfg = deep_merge(cfg, _check_keys({k: v for k, v in flags.items() if v is not None}, defaults, "flag", unused=not_used))
+    cfg = deep_merge(cfg, _check_keys(parse_set(sets), defaults, "--set", unused=not_used))
     if cfg["model"] != model:
         raise UserError(f"the model is chosen by `ganforge train MODEL`, not by settings: got '{cfg['model']}' for {model}")
     validate(cfg)
@@ -256,7 +264,8 @@ def validate(cfg: Mapping) -> None:
     positive("steps", cfg["steps"])
     positive("minutes", cfg["minutes"], allow_none=True)
     positive("batch_size", cfg["batch_size"])
-    positive("n_critic", cfg["n_critic"])
+    if "n_critic" in cfg:
+        positive("n_critic", cfg["n_critic"])
     positive("threads", cfg["threads"], allow_none=True, kind=(int,))
     positive("size", cfg["size"], allow_none=True, kind=(int,))
     for name, opt in cfg["optim"].items():

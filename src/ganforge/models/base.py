@@ -51,17 +51,30 @@ class GANModel(nn.Module):
     defaults: Dict = {}  # overrides of the trainer's defaults plus the family's own hyperparameters
     ema_nets: Tuple[str, ...] = ("G",)  # networks averaged when ema.beta > 0, and used for sampling
     translates: bool = False  # image-to-image families make outputs from input images, not from noise
+    # trainer settings this family has no use for: absent from its config, so setting one is refused
+    unused_settings: Tuple[str, ...] = ()
+    adversarial_losses: Tuple[str, ...] = losses.ADVERSARIAL_LOSSES  # the values its `loss` setting takes
 
     def __init__(self, cfg, info: Dict):
         super().__init__()
+        type(self).check_config(cfg)
         self.cfg, self.info = cfg, info
         self.channels, self.size = info["channels"], info["size"]
         self.n_classes = len(info.get("classes") or [])
-        self.augment = DiffAugment(cfg.augment.policy, cfg.augment.p)
+        augment = cfg.get("augment") or {"policy": "", "p": 1.0}
+        self.augment = DiffAugment(augment["policy"], augment["p"])
         if self.needs == "labels" and not self.n_classes:
             raise UserError(f"{self.name} is class-conditional but the data '{info['name']}' has no labels: use a folder with one sub-folder per class")
-        if "loss" in cfg and cfg.loss not in losses.ADVERSARIAL_LOSSES:
-            raise UserError(f"loss must be one of {', '.join(losses.ADVERSARIAL_LOSSES)}, got '{cfg.loss}'")
+
+    @classmethod
+    def check_config(cls, cfg) -> None:
+        """One line for the first of this family's settings that cannot work. Runs when a config is resolved,
+        before any data is read (so `--show-config` checks too), and again when the model is built."""
+        if cfg.loss not in cls.adversarial_losses:
+            raise UserError(f"{cls.name}: loss must be one of {', '.join(cls.adversarial_losses)}, got '{cfg.loss}'")
+        if cls.translates and cfg.eval.metrics not in ("auto", "none", ""):
+            raise UserError(f"{cls.name} reports its own figures on held-out pairs: eval.metrics takes auto or none, "
+                            f"not '{cfg.eval.metrics}' (score outputs with `ganforge eval --images`)")
 
     # --- what the trainer calls --------------------------------------------------------------
     def phases(self) -> List[Phase]:

@@ -7,7 +7,7 @@ image's channels in D.
 """
 from ganforge.errors import UserError
 from ganforge.models import register
-from ganforge.models.dcgan import DCGAN, conv_networks
+from ganforge.models.dcgan import DCGAN, check_conv_settings, conv_networks
 from ganforge.models.gan import GAN
 
 
@@ -30,9 +30,23 @@ class CGAN(GAN):
         "ema": DCGAN.defaults["ema"],
     }
 
+    # the settings that only one kind of network reads
+    network_settings = {"mlp": ("hidden_g", "hidden_d", "dropout"), "conv": ("width", "d_norm")}
+
+    @classmethod
+    def check_network_settings(cls, cfg):
+        if cfg.networks not in cls.network_settings:
+            raise UserError(f"networks must be conv or mlp, got '{cfg.networks}'")
+        for kind, keys in cls.network_settings.items():
+            changed = [k for k in keys if kind != cfg.networks and cfg[k] != cls.defaults[k]]
+            if changed:
+                raise UserError(f"cgan: {', '.join(changed)} {'is' if len(changed) == 1 else 'are'} read with networks={kind} only, and this run has networks={cfg.networks}")
+        if cfg.networks == "mlp":
+            super().check_network_settings(cfg)
+        else:
+            check_conv_settings(cfg)
+
     def networks(self, cfg):
         if cfg.networks == "mlp":
             return super().networks(cfg)
-        if cfg.networks != "conv":
-            raise UserError(f"networks must be conv or mlp, got '{cfg.networks}'")
         return conv_networks(cfg, self.channels, self.size, g_classes=self.n_classes, d_classes=self.n_classes)

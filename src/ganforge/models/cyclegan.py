@@ -35,6 +35,9 @@ class CycleGAN(ImageToImageModel):
     needs = "unpaired"
     directions = ("a2b", "b2a")
     ema_nets = ("G", "F")
+    # one D step per G step, its fakes from the history buffers; D sees un-augmented images
+    unused_settings = ("n_critic", "augment")
+    adversarial_losses = losses.CRITERION_LOSSES
     defaults = {
         "data": "mnist5k-colored",
         # 0 = by size: ngf = ndf = 64 from 128 px (appendix 7.2), 32 from 64 px, 16 below: at 28 px, 16 keeps both
@@ -55,12 +58,16 @@ class CycleGAN(ImageToImageModel):
         "eval": {"n": 1000},
     }
 
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
+        if cfg.pool_size < 0:
+            raise UserError(f"pool_size must be >= 0, got {cfg.pool_size}")
+
     def __init__(self, cfg, info: Dict):
         super().__init__(cfg, info)
         if self.size_b != self.size:
             raise UserError(f"cyclegan needs both domains at one size; '{info['name']}' has {self.size} and {self.size_b} px")
-        if cfg.pool_size < 0:
-            raise UserError(f"pool_size must be >= 0, got {cfg.pool_size}")
         blocks = cfg.n_blocks or resnet_blocks(self.size)
         layers = cfg.d_layers or patch_layers(self.size)
         width = cfg.width or (64 if self.size >= 128 else 32 if self.size >= 64 else 16)

@@ -8,13 +8,16 @@ from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 PAPER_ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}  # section 4
 
 
-def conv_networks(cfg, channels: int, size: int, g_classes: int = 0, d_classes: int = 0, aux_classes: int = 0):
-    """(G, D): DCGAN's networks for a config's width, d_norm and z_dim, each checked; g_classes and d_classes
-    join one-hot labels to G's z and D's input, aux_classes gives D a class head."""
+def check_conv_settings(cfg) -> None:
     if cfg.d_norm not in ("batch", "spectral", "none"):
         raise UserError(f"d_norm must be batch, spectral or none, got '{cfg.d_norm}'")
     if cfg.width < 1 or cfg.z_dim < 1:
         raise UserError(f"width and z_dim must be at least 1, got width={cfg.width}, z_dim={cfg.z_dim}")
+
+
+def conv_networks(cfg, channels: int, size: int, g_classes: int = 0, d_classes: int = 0, aux_classes: int = 0):
+    """(G, D): DCGAN's networks for a config's width, d_norm and z_dim; g_classes and d_classes join one-hot
+    labels to G's z and D's input, aux_classes gives D a class head."""
     return (DCGANGenerator(cfg.z_dim, channels, size, cfg.width, n_classes=g_classes),
             DCGANDiscriminator(channels, size, cfg.width, cfg.d_norm, n_classes=d_classes, aux_classes=aux_classes))
 
@@ -42,6 +45,11 @@ class DCGAN(GANModel):
         "ema": {"beta": 0.999},  # EMA of G (Yazici et al. 2019), with the warm-up in training/ema.py
     }
     aux_classes = 0  # ACGAN's D adds a class head
+
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
+        check_conv_settings(cfg)
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)

@@ -28,17 +28,25 @@ class GAN(GANModel):
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
-        if cfg.z_dim < 1:
-            raise UserError(f"z_dim must be at least 1, got {cfg.z_dim}")
         self.G, self.D = self.networks(cfg)
 
-    def networks(self, cfg):
-        """(G, D): the MLPs, with the one-hot label joined to their inputs when the family is conditional."""
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
+        cls.check_network_settings(cfg)
+
+    @classmethod
+    def check_network_settings(cls, cfg) -> None:
+        if cfg.z_dim < 1:
+            raise UserError(f"z_dim must be at least 1, got {cfg.z_dim}")
         for key in ("hidden_g", "hidden_d"):
             if not cfg[key] or min(cfg[key]) < 1:
                 raise UserError(f"{key} must list one or more layer widths of at least 1, got {cfg[key]}")
         if not 0 <= cfg.dropout < 1:
             raise UserError(f"dropout must be in [0, 1), got {cfg.dropout}")
+
+    def networks(self, cfg):
+        """(G, D): the MLPs, with the one-hot label joined to their inputs when the family is conditional."""
         shape = (self.channels, self.size, self.size)
         conditional = self.n_classes if self.needs == "labels" else 0
         return (MLPGenerator(cfg.z_dim, shape, cfg.hidden_g, n_classes=conditional),

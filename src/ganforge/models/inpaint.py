@@ -56,15 +56,19 @@ class Inpaint(Pix2Pix):
         "hole_max": 0.5,
     }
 
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
+        if not 0 < cfg.hole_min <= cfg.hole_max <= 1:
+            raise UserError(f"need 0 < hole_min <= hole_max <= 1, got {cfg.hole_min} and {cfg.hole_max}")
+        if cfg.direction != "a2b":
+            raise UserError("inpaint has one direction: drop direction=b2a")
+
     def check_pairs(self, info: Dict) -> None:
         self.given_masks = bool(info.get("two_domains"))
         if self.given_masks and self.channels != self.channels_b + 1:
             raise UserError(f"inpaint pairs need A = the holed image plus a mask channel and B = the image; '{info['name']}' "
                             f"has {self.channels} and {self.channels_b} channels")
-        if not 0 < self.cfg.hole_min <= self.cfg.hole_max <= 1:
-            raise UserError(f"need 0 < hole_min <= hole_max <= 1, got {self.cfg.hole_min} and {self.cfg.hole_max}")
-        if self.cfg.direction != "a2b":
-            raise UserError("inpaint has one direction: drop direction=b2a")
 
     @property
     def image_channels(self) -> int:

@@ -62,8 +62,9 @@ class StyleGAN(GANModel):
         "ema": {"beta": 0.998},  # half-life of ~10k images at batch 32 (StyleGAN2's ema_kimg = 10)
     }
 
-    def __init__(self, cfg, info):
-        super().__init__(cfg, info)
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
         for key, ok, rule in [("z_dim", cfg.z_dim >= 1, "at least 1"), ("w_dim", cfg.w_dim >= 1, "at least 1"),
                               ("mapping_layers", cfg.mapping_layers >= 1, "at least 1"),
                               ("mapping_lr_mul", cfg.mapping_lr_mul > 0, "greater than 0"),
@@ -73,6 +74,9 @@ class StyleGAN(GANModel):
                               ("r1_gamma", cfg.r1_gamma >= 0, "0 or more"), ("r1_every", cfg.r1_every >= 1, "at least 1")]:
             if not ok:
                 raise UserError(f"{key} must be {rule}, got {cfg[key]}")
+
+    def __init__(self, cfg, info):
+        super().__init__(cfg, info)
         self.G = StyleGenerator(cfg.z_dim, cfg.w_dim, self.channels, self.size, cfg.width, cfg.max_width,
                                 cfg.mapping_layers, cfg.mapping_lr_mul, cfg.w_avg_beta)
         self.D = StyleDiscriminator(self.channels, self.size, cfg.width, cfg.max_width)
