@@ -2,7 +2,6 @@
 step, and only rank 0 writes; a run killed under DDP resumes under DDP."""
 import json
 import os
-import socket
 
 import pytest
 import torch
@@ -10,6 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ganforge import api
+from ganforge.data.sampler import BatchSampler
 from ganforge.training import checkpoint
 from ganforge.training.trainer import Trainer
 
@@ -18,15 +18,10 @@ from conftest import FAST, digits, small
 WORLD = 2
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def worker(rank: int, port: int, out: str, steps: int, resume: bool) -> None:
     """One rank: train `steps` steps, saving D's and G's weights after each step and the batches it drew."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank),
+                      TORCHELASTIC_USE_AGENT_STORE="True")  # every rank a client of the parent's store, as under torchrun
     torch.set_num_threads(1)
     try:
         cfg = api.resolve_config("dcgan", sets=[*FAST, *small("dcgan"), "checkpoint.every=2"], out=out, steps=steps,
@@ -55,7 +50,13 @@ def worker(rank: int, port: int, out: str, steps: int, resume: bool) -> None:
 
 
 def spawn(out, steps, resume=False):
-    mp.spawn(worker, args=(free_port(), str(out), steps, resume), nprocs=WORLD, join=True)
+    # The rendezvous store lives here, as torchrun's agent hosts it, on the port the system gave it: no port
+    # is picked, closed and hoped to be still free when rank 0 binds it.
+    store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
+    try:
+        mp.spawn(worker, args=(store.port, str(out), steps, resume), nprocs=WORLD, join=True)
+    finally:
+        del store
     return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
 
 
@@ -68,6 +69,11 @@ def test_two_ranks_agree_after_every_step_and_only_rank_0_writes(tmp_path):
     # each rank drew its own half of the global batch: different images, batch_size each
     assert r0["batches"][0].shape[0] == r1["batches"][0].shape[0] == 4
     assert not torch.equal(r0["batches"][0], r1["batches"][0])
+    # together they are exactly the batches of one process with WORLD x the batch, in the same order
+    single = BatchSampler(digits(), 4 * WORLD, 0, torch.device("cpu"))
+    for step in range(3):
+        merged = torch.stack([r0["batches"][step], r1["batches"][step]], dim=1).flatten(0, 1)  # rank r: every WORLD-th from r
+        assert torch.equal(merged, single.next()["image"]), f"the global batch of step {step + 1} differs"
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3]  # logged once, by rank 0
     assert [s for s, _ in checkpoint.list_checkpoints(tmp_path / "checkpoints")] == [2, 3]
