@@ -273,3 +273,12 @@ def test_minutes_on_a_decaying_schedule_says_what_it_does(tmp_path, caplog):
         ganforge.train("cyclegan", out=str(tmp_path / "run"), minutes=0.001, progress=False,
                        set=["width=4", "n_blocks=1", "eval.metrics=none", "sample.every=0"])
     assert "decay to zero over its 4000 steps" in caplog.text and "--minutes 0.001 stops the run early" in caplog.text
+
+
+def test_nested_settings_are_changed_in_place():
+    cfg = resolve("dcgan", DCGAN)
+    cfg.optim.G["lr"] = 1e-5
+    cfg["ema"] = {"beta": 0.5, "start": 0}
+    cfg.ema["start"] = 3
+    assert cfg.optim.G.lr == cfg["optim"]["G"]["lr"] == 1e-5 and cfg.ema.beta == 0.5 and cfg.ema.start == 3
+    assert type(cfg.to_dict()["optim"]) is dict and yaml.safe_load(config.dump(cfg))["optim"]["G"]["lr"] == 1e-5

@@ -63,17 +63,27 @@ MAX_SEED = 2**31 - 1
 
 
 class Config(dict):
-    """A nested dict that also reads as attributes: ``cfg.optim.G.lr``."""
+    """A nested dict that also reads as attributes: ``cfg.optim.G.lr``. Nested mappings are Configs themselves,
+    held in place, so ``cfg.optim.G["lr"] = x`` changes the config rather than a copy of it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for key, value in self.items():
+            if isinstance(value, dict) and not isinstance(value, Config):
+                super().__setitem__(key, Config(value))
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, Config(value) if isinstance(value, dict) and not isinstance(value, Config) else value)
 
     def __getattr__(self, key: str) -> Any:
         try:
-            value = self[key]
+            return self[key]
         except KeyError:
             raise AttributeError(key) from None
-        return Config(value) if isinstance(value, dict) and not isinstance(value, Config) else value
 
     def to_dict(self) -> Dict[str, Any]:
-        return copy.deepcopy(dict(self))
+        """A plain nested dict, copied."""
+        return {k: v.to_dict() if isinstance(v, Config) else copy.deepcopy(v) for k, v in self.items()}
 
 
 def deep_merge(base: Mapping, override: Mapping) -> Dict[str, Any]:
@@ -318,4 +328,5 @@ def _check_finite(node: Any, key: str = "") -> None:
 
 
 def dump(cfg: Mapping) -> str:
-    return yaml.safe_dump(dict(cfg), sort_keys=False, default_flow_style=None)
+    plain = cfg.to_dict() if isinstance(cfg, Config) else dict(cfg)
+    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=None)
