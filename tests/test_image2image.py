@@ -17,7 +17,7 @@ from ganforge.nn.resnet import ResnetGenerator, resnet_blocks
 from ganforge.nn.srresnet import SRDiscriminator, SRResNet
 from ganforge.nn.unet import UNetGenerator, unet_depth
 from ganforge.training import checkpoint
-from ganforge.training.image_pool import ImagePool
+from ganforge.nn.image_pool import ImagePool
 from ganforge.training.trainer import Trainer
 
 FAST = ["log.every=1", "sample.every=0", "eval.metrics=none", "checkpoint.every=0"]
@@ -308,5 +308,11 @@ def test_style_and_feature_terms_train(tmp_path):
     assert out["feature"] > 0 and out["style"] > 0 and torch.isfinite(out["loss"])
     out["loss"].backward()
     assert trainer.model.G.head[0].weight.grad.abs().sum() > 0
-    trainer = trainer_for("cyclegan", tmp_path / "c", "mnist5k-colored", ["style_weight=1.0"])
-    trainer._iteration({})
+    # CycleGAN: the style term is logged and enters G's loss times its weight
+    trainer = trainer_for("cyclegan", tmp_path / "c", "mnist5k-colored", ["style_weight=2.0"])
+    running = {}
+    trainer._iteration(running)
+    assert {"G/adv", "G/cycle", "G/style"} <= set(running) and "G/identity" not in running  # grey -> colour: no identity
+    assert torch.isfinite(running["G/style"]) and running["G/style"] > 0
+    expected = running["G/adv"] + trainer.cfg.lambda_cyc * running["G/cycle"] + 2.0 * running["G/style"]
+    assert torch.allclose(running["G/loss"], expected, rtol=1e-5)

@@ -20,7 +20,7 @@ from torch import nn
 
 from ganforge import losses
 from ganforge.errors import UserError
-from ganforge.training.augment import DiffAugment
+from ganforge.nn.augment import DiffAugment
 
 Tensor = torch.Tensor
 

@@ -22,7 +22,7 @@ from ganforge.models.base import Phase
 from ganforge.models.pix2pix import PAPER_ADAM, ImageToImageModel, _as_batch, _batched
 from ganforge.nn.patchgan import PatchDiscriminator, patch_layers
 from ganforge.nn.resnet import ResnetGenerator, resnet_blocks
-from ganforge.training.image_pool import ImagePool
+from ganforge.nn.image_pool import ImagePool
 
 Tensor = torch.Tensor
 
