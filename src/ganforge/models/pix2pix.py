@@ -66,12 +66,14 @@ class ImageToImageModel(GANModel):
         return out[: real.shape[0]], out[real.shape[0]:]
 
     def style_term(self, fake: Tensor, real: Tensor) -> Tensor:
-        """Gram-matrix style loss between outputs and real target images (Gatys et al. 2016), on the
-        feature maps of the built-in digit classifier; weighted by `style_weight`."""
+        """Gram-matrix style loss between outputs and real images of their domain (Gatys et al. 2016), on the
+        feature maps of the network that describes that domain (the digit classifier for grey digits, else
+        Inception's first blocks: srgan.feature_network_for); weighted by `style_weight`."""
         from ganforge.imaging.gram import style_loss
-        from ganforge.models.srgan import feature_maps
+        from ganforge.models.srgan import feature_maps, feature_network_for
 
-        return style_loss(feature_maps(fake), feature_maps(real))
+        network = feature_network_for(self.info, real.shape[1])
+        return style_loss(feature_maps(fake, network), feature_maps(real, network))
 
 
 @register

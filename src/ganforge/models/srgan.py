@@ -2,16 +2,19 @@
 
 The perceptual loss is a content loss plus 1e-3 times the adversarial loss (eq. 3). Content is the pixel MSE
 (the paper's SRResNet-MSE; on images in [-1, 1], section 3.2) plus, optionally, the MSE between feature maps
-of the output and the target (the paper's VGG loss, here on the built-in digit classifier's maps, since no
-VGG weights ship with ganforge). The paper starts SRGAN from an MSE-trained SRResNet: `warmup` steps of
-content loss alone do the same within one run.
+of the output and the target (the paper's VGG loss). No VGG weights ship with ganforge, so the maps come from
+a fixed network that describes the data (:func:`feature_network_for`): the built-in digit classifier for grey
+digits, the first blocks of the standard metrics' Inception network for anything else (colour, photos).
+The paper starts SRGAN from an MSE-trained SRResNet: `warmup` steps of content loss alone do the same within
+one run.
 
 Data: pairs of low- and high-resolution images (mnist5k-sr4: 7 -> 28 px), or single images, which are
 downsampled on the fly (bicubic with antialiasing, as the paper makes its inputs) by `scale`.
 """
 from __future__ import annotations
 
-from typing import Dict, List
+import copy
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -24,33 +27,71 @@ from ganforge.nn.srresnet import SRDiscriminator, SRResNet, sr_steps
 
 Tensor = torch.Tensor
 
+FEATURE_NETWORKS = ("digits", "inception")
+# The smallest input InceptionV3 takes (torchvision's documented minimum): the first block still sees 7x7.
+INCEPTION_MIN_SIZE = 75
 
-_feature_nets: Dict[str, torch.nn.Module] = {}
+_feature_nets: Dict[Tuple[str, str], torch.nn.Module] = {}
 
 
-def _feature_net(device) -> torch.nn.Module:
-    """The built-in digit classifier, frozen, loaded once per device. A copy of its own: the metrics load theirs
-    under inference mode, whose tensors autograd refuses."""
-    key = str(torch.device(device))
+def feature_network_for(info: Dict, channels: int) -> str:
+    """Which fixed network describes images of this data that have ``channels`` channels: "digits" (the
+    built-in digit classifier) for grey images of the embedded digits, the tasks derived from them, MNIST, or
+    what the digit metrics take for digits; "inception" (its first blocks) for anything else."""
+    from ganforge.metrics.training import is_digit_data
+
+    base = str(info.get("name", "")).split(":")[0]
+    digits = base == "mnist" or base.startswith("mnist5k") or is_digit_data(info)
+    return "digits" if digits and channels == 1 else "inception"
+
+
+def _feature_net(network: str, device) -> torch.nn.Module:
+    """The fixed network, frozen, loaded once per device. Copies of their own: the metrics load theirs under
+    inference mode, whose tensors autograd refuses. Built on a forked RNG, so that building them (their
+    throw-away initial weights) does not move a training run's random stream."""
+    key = (network, str(torch.device(device)))
     if key not in _feature_nets:
-        from safetensors.torch import load_file
+        if network == "digits":
+            from safetensors.torch import load_file
 
-        from ganforge.metrics.classifier import WEIGHTS, DigitClassifier
+            from ganforge.metrics.classifier import WEIGHTS, DigitClassifier
 
-        with torch.inference_mode(False):
-            net = DigitClassifier()
-            net.load_state_dict(load_file(str(WEIGHTS)))
-        _feature_nets[key] = net.eval().requires_grad_(False).to(key)
+            with torch.inference_mode(False), torch.random.fork_rng(devices=[]):
+                net = DigitClassifier()
+                net.load_state_dict(load_file(str(WEIGHTS)))
+        else:
+            from ganforge.metrics.inception import load_early_blocks
+
+            try:
+                net = copy.deepcopy(load_early_blocks())
+            except UserError as e:
+                raise UserError(f"feature_weight and style_weight on images other than grey digits compare Inception "
+                                f"features, and the network is not available: {e}") from None
+        _feature_nets[key] = net.eval().requires_grad_(False).to(key[1])
     return _feature_nets[key]
 
 
-def feature_maps(images: Tensor) -> List[Tensor]:
-    """The built-in digit classifier's three ReLU feature maps (32 ch at 28 px, 64 at 14, 128 at 4) of
-    images in [-1, 1] (grey, or colour taken to luma; resized to 28 px). Differentiable in the images; the
-    classifier's weights stay fixed. A small feature network for content and style losses."""
+def feature_maps(images: Tensor, network: str = "digits") -> List[Tensor]:
+    """Three ReLU feature maps of images (B, C, H, W) in [-1, 1] for content and style losses; differentiable
+    in the images, the network's weights fixed.
+
+    "digits": the built-in digit classifier's (32 ch at 28 px, 64 at 14, 128 at 4), of the images taken to
+    grey (colour to luma) at 28 px. "inception": the first blocks of inception-2015-12-05 (64, 192 and 256
+    channels, after conv_2, conv_4 and block mixed), of the images in colour (grey repeated), upsampled to
+    at least 75 px; the images' [-1, 1] is the range that network reads (NVlabs' (x - 128) / 128).
+    """
     from ganforge.imaging.transforms import match_channels
 
-    net = _feature_net(images.device)
+    if network not in FEATURE_NETWORKS:
+        raise UserError(f"unknown feature network '{network}'; choose from {', '.join(FEATURE_NETWORKS)}")
+    net = _feature_net(network, images.device)
+    if network == "inception":
+        x = match_channels(images, 3) if images.shape[1] == 1 else images[:, :3]
+        short = min(x.shape[-2:])
+        if short < INCEPTION_MIN_SIZE:
+            size = [round(side * INCEPTION_MIN_SIZE / short) for side in x.shape[-2:]]
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return net(x)
     x = match_channels(images, 1) if images.shape[1] == 3 else images[:, :1]
     if x.shape[-2:] != (28, 28):
         x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False, antialias=True)
@@ -84,7 +125,7 @@ class SRGAN(ImageToImageModel):
         "n_blocks": 16,  # B = 16 residual blocks (section 3.2)
         "adv_weight": 1e-3,  # eq. 3
         "feature_weight": 0.0,  # optional feature-space content loss (the paper's VGG loss, section 2.2.1)
-        "style_weight": 0.0,  # optional Gram-matrix style loss
+        "style_weight": 0.0,  # optional Gram-matrix style loss (Gatys et al. 2016) on the same maps
         "warmup": 0,  # steps of content loss alone before the adversarial term (SRResNet initialisation)
         "loss": "nonsaturating",  # -log D(G(I_LR)), eq. 6
         "batch_size": 16,  # section 3.2
@@ -106,6 +147,7 @@ class SRGAN(ImageToImageModel):
             if self.size % self.scale:
                 raise UserError(f"srgan at x{self.scale} needs an image size divisible by {self.scale}, got {self.size}: set size")
             self.channels_b, self.size_b = self.channels, self.size
+        self.feature_network = feature_network_for(info, self.channels_b)  # what the feature and style losses compare in
         self.G = SRResNet(self.channels, self.channels_b, self.scale, cfg.width, cfg.n_blocks)
         self.D = SRDiscriminator(self.channels_b, self.size_b, cfg.width)
 
@@ -128,7 +170,8 @@ class SRGAN(ImageToImageModel):
         pixel = (fake - high).square().mean()
         loss, out = pixel, {"mse": pixel.detach()}
         if self.cfg.feature_weight or self.cfg.style_weight:
-            fake_maps, real_maps = feature_maps(fake), [m.detach() for m in feature_maps(high)]
+            fake_maps = feature_maps(fake, self.feature_network)
+            real_maps = [m.detach() for m in feature_maps(high, self.feature_network)]
             if self.cfg.feature_weight:
                 feature = sum((a - b).square().mean() for a, b in zip(fake_maps, real_maps))
                 loss, out["feature"] = loss + self.cfg.feature_weight * feature, feature.detach()
