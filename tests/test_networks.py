@@ -19,7 +19,8 @@ CLASSIC = ["gan", "cgan", "dcgan", "lsgan", "wgan", "wgan-gp", "acgan"]  # noise
 
 def build(name: str, size: int, channels: int = 1, classes=DIGITS, sets=()):
     cls = MODELS[name]
-    cfg = config.resolve(name, cls.defaults, sets=[*small(name), *sets])
+    narrow = [] if "networks=mlp" in sets else small(name)  # cgan's MLPs take no conv width
+    cfg = config.resolve(name, cls.defaults, sets=[*narrow, *sets])
     info = {"name": "test", "channels": channels, "size": size, "native_size": size, "classes": list(classes)}
     torch.manual_seed(0)
     return cls(cfg, info)
@@ -186,12 +187,23 @@ def test_spectral_norm_bounds_each_layer_by_one():
         assert sigma == pytest.approx(1.0, abs=0.05)
 
 
+def d_batch_sizes(model, *inputs):
+    """model.score_pair(*inputs) and the batch size of each call it made to D."""
+    sizes = []
+    hook = model.D.register_forward_pre_hook(lambda module, args: sizes.append(args[0].shape[0]))
+    try:
+        return model.score_pair(*inputs), sizes
+    finally:
+        hook.remove()
+
+
 def test_score_pair_keeps_batch_norm_statistics_apart():
     # With batch norm in D, scoring real and fake in one batch would let D tell them apart by batch statistics.
     torch.manual_seed(0)
     model = build("dcgan", 28, sets=["d_norm=batch"]).train()
     real, fake = torch.rand(6, 1, 28, 28) * 2 - 1, torch.rand(6, 1, 28, 28) * 0.2
-    r, f = model.score_pair(real, fake)
+    (r, f), sizes = d_batch_sizes(model, real, fake)
+    assert sizes == [6, 6]
     assert torch.allclose(r, model.D(real), atol=1e-6) and torch.allclose(f, model.D(fake), atol=1e-6)
     assert not torch.allclose(r, model.D(torch.cat([real, fake]))[:6], atol=1e-4)
 
@@ -199,9 +211,17 @@ def test_score_pair_keeps_batch_norm_statistics_apart():
 def test_score_pair_batches_real_and_fake_without_batch_norm():
     torch.manual_seed(0)
     model = build("wgan-gp", 28).train()
-    real, fake = torch.rand(6, 1, 28, 28), torch.rand(6, 1, 28, 28)
-    r, f = model.score_pair(real, fake)
+    real, fake = torch.rand(6, 1, 28, 28), torch.rand(5, 1, 28, 28)
+    (r, f), sizes = d_batch_sizes(model, real, fake)
+    assert sizes == [11]  # one call to D for both
     assert torch.allclose(r, model.D(real), atol=1e-5) and torch.allclose(f, model.D(fake), atol=1e-5)
+    # a conditional D: one call still, each half scored with its own labels
+    model = build("cgan", 28, sets=["d_norm=none"]).train()
+    real_labels, fake_labels = torch.arange(6), torch.arange(5) + 5
+    (r, f), sizes = d_batch_sizes(model, real, fake, real_labels, fake_labels)
+    assert sizes == [11]
+    assert torch.allclose(r, model.D(real, real_labels), atol=1e-5)
+    assert torch.allclose(f, model.D(fake, fake_labels), atol=1e-5)
 
 
 # The critic's closed-form input gradient (penalties) and its frozen backward (G steps) against autograd.

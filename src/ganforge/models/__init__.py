@@ -1,32 +1,9 @@
-"""The registry of GAN families: `ganforge train NAME` looks a model up here.
-
-A new family is one file in this folder defining a `GANModel` subclass, plus one line below.
-"""
-from __future__ import annotations
-
-import difflib
-from typing import Dict, Type
-
-from ganforge.errors import UserError
+"""The GAN families. A new family is one file in this folder defining a `GANModel` subclass decorated with
+`@register` (from models.registry), plus one import line below."""
 from ganforge.models.base import GANModel, Phase, StepContext
+from ganforge.models.registry import MODELS, get_model, register
 
-MODELS: Dict[str, Type[GANModel]] = {}
-
-
-def register(cls: Type[GANModel]) -> Type[GANModel]:
-    MODELS[cls.name] = cls
-    return cls
-
-
-def get_model(name: str) -> Type[GANModel]:
-    if name not in MODELS:
-        close = difflib.get_close_matches(name, list(MODELS), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise UserError(f"unknown model '{name}'{hint}; available: {', '.join(MODELS)}")
-    return MODELS[name]
-
-
-# The registry: one line per family.
+# The families: one line each.
 from ganforge.models import gan, cgan, dcgan, lsgan, wgan, wgan_gp, acgan  # noqa: E402,F401
 from ganforge.models import pix2pix, cyclegan, srgan, inpaint  # noqa: E402,F401
 from ganforge.models import stylegan  # noqa: E402,F401

@@ -1,6 +1,6 @@
 """ACGAN (Odena et al. 2017): G conditioned on the class, D with an auxiliary classifier head."""
 from ganforge import losses
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.dcgan import DCGAN
 
 

@@ -6,7 +6,7 @@ conditioning: the one-hot label joined to z (100-d) in G, and as ten constant la
 image's channels in D.
 """
 from ganforge.errors import UserError
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.dcgan import DCGAN, check_conv_settings, conv_networks
 from ganforge.models.gan import GAN
 

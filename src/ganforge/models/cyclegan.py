@@ -17,7 +17,7 @@ import torch
 
 from ganforge import losses
 from ganforge.errors import UserError
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.base import Phase
 from ganforge.models.pix2pix import PAPER_ADAM, ImageToImageModel, _as_batch, _batched
 from ganforge.nn.patchgan import PatchDiscriminator, patch_layers

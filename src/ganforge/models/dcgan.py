@@ -1,7 +1,7 @@
 """DCGAN (Radford et al. 2015) with a small-data recipe that trains on 4,000 digits in minutes on a CPU."""
 from ganforge import losses
 from ganforge.errors import UserError
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.base import GANModel
 from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 

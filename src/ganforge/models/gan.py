@@ -1,7 +1,7 @@
 """The original GAN (Goodfellow et al. 2014): MLP generator and discriminator, k D steps per G step."""
 from ganforge import losses
 from ganforge.errors import UserError
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.base import GANModel
 from ganforge.nn.mlp import MLPDiscriminator, MLPGenerator
 

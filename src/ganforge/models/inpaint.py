@@ -17,7 +17,7 @@ import torch
 
 from ganforge import losses
 from ganforge.errors import UserError
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.pix2pix import Pix2Pix, _as_batch, _batched
 
 Tensor = torch.Tensor

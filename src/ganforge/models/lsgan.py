@@ -1,5 +1,5 @@
 """LSGAN (Mao et al. 2017): least-squares losses on the DCGAN networks."""
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.dcgan import DCGAN, PAPER_ADAM
 
 

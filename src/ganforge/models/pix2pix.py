@@ -14,7 +14,7 @@ from torch import nn
 from ganforge import losses
 from ganforge.errors import UserError
 from ganforge.imaging.transforms import match_channels
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.base import GANModel
 from ganforge.nn.patchgan import PatchDiscriminator, patch_layers
 from ganforge.nn.unet import UNetGenerator
@@ -31,6 +31,7 @@ class ImageToImageModel(GANModel):
     directions: Tuple[str, ...] = ("a2b",)  # what `ganforge translate --direction` may ask of this family
     scale = 1  # output size / input size (super-resolution: 2 or 4)
     takes_mask = False  # inpainting: translation needs a mask of the pixels to fill in
+    unused_settings = ("augment",)  # their discriminators see un-augmented pairs, as in the papers
 
     def __init__(self, cfg, info: Dict):
         super().__init__(cfg, info)
@@ -96,11 +97,17 @@ class Pix2Pix(ImageToImageModel):
         "eval": {"n": 1000},
     }
 
+    adversarial_losses = losses.CRITERION_LOSSES
+
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
+        if cfg.direction not in ("a2b", "b2a"):
+            raise UserError(f"direction must be a2b or b2a, got '{cfg.direction}'")
+
     def __init__(self, cfg, info: Dict):
         super().__init__(cfg, info)
         self.check_pairs(info)
-        if cfg.direction not in ("a2b", "b2a"):
-            raise UserError(f"direction must be a2b or b2a, got '{cfg.direction}'")
         if self.size_b != self.size:
             raise UserError(f"{self.name} needs both sides of a pair at one size; '{info['name']}' has {self.size} and {self.size_b} px")
         self.reverse = cfg.direction == "b2a"

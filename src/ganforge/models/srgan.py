@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ganforge import losses
 from ganforge.errors import UserError
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.pix2pix import ImageToImageModel, _as_batch, _batched
 from ganforge.nn.srresnet import SRDiscriminator, SRResNet, sr_steps
 

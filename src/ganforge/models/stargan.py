@@ -51,7 +51,7 @@ from torch.nn import functional as F
 
 from ganforge import losses
 from ganforge.errors import UserError
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.pix2pix import ImageToImageModel, _as_batch
 from ganforge.nn.resnet import ResidualBlock
 from ganforge.nn.unet import crop, init_weights, pad_to_multiple

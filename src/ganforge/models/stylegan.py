@@ -19,7 +19,7 @@ from torch import nn
 
 from ganforge import losses
 from ganforge.errors import UserError
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.base import GANModel
 from ganforge.nn.stylegan import StyleDiscriminator, StyleGenerator, crossover_mask, mix_styles
 

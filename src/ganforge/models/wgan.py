@@ -1,7 +1,7 @@
 """WGAN (Arjovsky et al. 2017): a critic without sigmoid, weight clipping, RMSprop, 5 critic steps."""
 import torch
 
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.dcgan import DCGAN
 
 RMSPROP = {"name": "rmsprop", "lr": 5e-5}  # Algorithm 1: alpha = 0.00005

@@ -1,6 +1,6 @@
 """WGAN-GP (Gulrajani et al. 2017): the critic's Lipschitz constraint as a gradient penalty."""
 from ganforge import losses
-from ganforge.models import register
+from ganforge.models.registry import register
 from ganforge.models.dcgan import DCGAN
 
 # Algorithm 1 and the authors' MNIST script: Adam 1e-4 with betas (0.5, 0.9), n_critic 5
