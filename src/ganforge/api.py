@@ -18,6 +18,7 @@ from ganforge.config import MAX_SEED
 from ganforge.data.base import to_uint8
 from ganforge.errors import UserError
 from ganforge.models import get_model
+from ganforge.models.base import AVERAGED, LIVE, load_module_tensors
 from ganforge.training import checkpoint
 from ganforge.training.report import UNBOUNDED_STEPS
 
@@ -110,19 +111,11 @@ class Generator:
         self.cfg = config_mod.Config(config_mod.deep_merge(defaults, meta["config"]))
         self.data_spec = self.cfg.data
         self.model = model_cls(self.cfg, self.info)
-        nets = {}
-        for name, module in self.model.named_children():
-            source = "ema." if any(k.startswith(f"ema.{name}.") for k in tensors) else "net."
-            prefix = f"{source}{name}."
-            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            if not state and any(True for _ in module.parameters()):
-                raise UserError(f"{path}: the checkpoint has no weights for this {meta['model']}'s {name}")
-            if state:
-                try:
-                    module.load_state_dict(state)
-                except RuntimeError:
-                    raise UserError(f"{path}: the checkpoint's {name} weights do not fit a {meta['model']} of its config") from None
-                nets[name] = module
+        modules = self.model.checkpointed_modules()
+        loaded = load_module_tensors(modules, tensors, (AVERAGED, LIVE), where=f"{path}: the checkpoint")  # EMA first
+        missing = [name for name, module in modules.items() if name not in loaded and any(True for _ in module.parameters())]
+        if missing:
+            raise UserError(f"{path}: the checkpoint has no weights for this {meta['model']}'s {missing[0]}")
         self.model.to(self.device).eval()
         self.classes = list(self.info.get("classes") or [])
 

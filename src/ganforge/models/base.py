@@ -25,6 +25,34 @@ from ganforge.nn.augment import DiffAugment
 Tensor = torch.Tensor
 
 
+# The checkpoint's key schema: "net.NAME.KEY" for the trained modules, "ema.NAME.KEY" for their averages.
+LIVE, AVERAGED = "net", "ema"
+
+
+def module_tensors(modules: Dict[str, nn.Module], source: str = LIVE) -> Dict[str, Tensor]:
+    """The tensors a checkpoint stores for named modules (a model's, or their EMA copies with source "ema")."""
+    return {f"{source}.{name}.{key}": value for name, module in modules.items() for key, value in module.state_dict().items()}
+
+
+def load_module_tensors(modules: Dict[str, nn.Module], tensors: Dict[str, Tensor], sources: Tuple[str, ...] = (LIVE,),
+                        where: str = "the checkpoint") -> Dict[str, str]:
+    """Load each named module from the first of `sources` that the tensors hold it under -> {name: source}.
+    A module the tensors lack is left as it is; one that does not fit is one UserError line."""
+    loaded = {}
+    for name, module in modules.items():
+        for source in sources:
+            prefix = f"{source}.{name}."
+            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if state:
+                try:
+                    module.load_state_dict(state)
+                except RuntimeError:
+                    raise UserError(f"{where}'s {name} does not fit this configuration (different sizes or settings)") from None
+                loaded[name] = source
+                break
+    return loaded
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str  # "D", "G", ...: also the key of the optimiser it steps
@@ -49,7 +77,13 @@ class GANModel(nn.Module):
     summary: str = ""
     needs: str = "images"  # images | labels | paired | unpaired | attributes
     defaults: Dict = {}  # overrides of the trainer's defaults plus the family's own hyperparameters
+    # The paper's values where `defaults` differ, by dotted key into the resolved config ("optim.G.lr"): the
+    # value itself where the setting takes it (`--set key=value` restores it), else words ("200 epochs").
+    # Every family declares its own; the README's model table shows each beside the default (models/describe.py).
+    paper_settings: Dict = {}
     ema_nets: Tuple[str, ...] = ("G",)  # networks averaged when ema.beta > 0, and used for sampling
+    # the modules a checkpoint holds, by attribute name: the networks, and state such as history buffers
+    checkpointed: Tuple[str, ...] = ("G", "D")
     translates: bool = False  # image-to-image families make outputs from input images, not from noise
     # trainer settings this family has no use for: absent from its config, so setting one is refused
     unused_settings: Tuple[str, ...] = ()
@@ -75,6 +109,9 @@ class GANModel(nn.Module):
         if cls.translates and cfg.eval.metrics not in ("auto", "none", ""):
             raise UserError(f"{cls.name} reports its own figures on held-out pairs: eval.metrics takes auto or none, "
                             f"not '{cfg.eval.metrics}' (score outputs with `ganforge eval --images`)")
+
+    def checkpointed_modules(self) -> Dict[str, nn.Module]:
+        return {name: getattr(self, name) for name in self.checkpointed}
 
     # --- what the trainer calls --------------------------------------------------------------
     def phases(self) -> List[Phase]:

@@ -35,13 +35,13 @@ class CycleGAN(ImageToImageModel):
     needs = "unpaired"
     directions = ("a2b", "b2a")
     ema_nets = ("G", "F")
+    checkpointed = ("G", "F", "D_X", "D_Y", "pool_X", "pool_Y")
     # one D step per G step, its fakes from the history buffers; D sees un-augmented images
     unused_settings = ("n_critic", "augment")
     adversarial_losses = losses.CRITERION_LOSSES
     defaults = {
         "data": "mnist5k-colored",
-        # 0 = by size: ngf = ndf = 64 from 128 px (appendix 7.2), 32 from 64 px, 16 below: at 28 px, 16 keeps both
-        # directions' digits >= 95% in 2,500 steps, where 64 would take hours on a CPU
+        # 0 = by size: ngf = ndf = 64 from 128 px (appendix 7.2), 32 from 64 px, 16 below: small images train in minutes
         "width": 0,
         "n_blocks": 0,  # residual blocks; 0 = by size: 6 below 256 px, 9 from 256 px (appendix 7.2)
         "d_layers": 0,  # PatchGAN stride-2 layers; 0 = by size (70 x 70 patches at 256 px)
@@ -50,13 +50,15 @@ class CycleGAN(ImageToImageModel):
         "style_weight": 0.0,  # optional Gram-matrix style loss of G(x) against real Y images
         "pool_size": 50,  # the history buffer (section 4)
         "loss": "lsgan",  # least-squares GAN loss (section 4)
-        "batch_size": 4,  # the paper's is 1 (section 4); 4 keeps a CPU busier for the same result per image
-        "steps": 4000,  # mnist5k-colored: 2,000 constant + 2,000 decaying, about 9 CPU-minutes
+        "batch_size": 4,  # keeps a CPU busier for the same result per image
+        "steps": 4000,  # mnist5k-colored: 2,000 constant + 2,000 decaying
         "optim": {"G": PAPER_ADAM, "D": PAPER_ADAM},  # Adam 2e-4, beta1 0.5 (section 4)
         # constant learning rate for the first half, then linear decay to zero (100 + 100 epochs, section 4)
         "schedule": {"kind": "linear_decay", "decay_start": 0.5},
         "eval": {"n": 1000},
     }
+    # section 4 (batch 1, 100 + 100 epochs) and appendix 7.2 (ngf = ndf = 64)
+    paper_settings = {"width": 64, "batch_size": 1, "steps": "200 epochs"}
 
     @classmethod
     def check_config(cls, cfg):

@@ -31,14 +31,6 @@ class EMA:
             for b_avg, b in zip(avg.buffers(), net.buffers()):
                 b_avg.copy_(b)
 
-    def state_dict(self) -> Dict[str, torch.Tensor]:
-        return {f"{name}.{k}": v for name, net in self.nets.items() for k, v in net.state_dict().items()}
-
-    def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
-        for name, net in self.nets.items():
-            prefix = name + "."
-            net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-
     def parameters(self) -> Iterable[torch.Tensor]:
         for net in self.nets.values():
             yield from net.parameters()

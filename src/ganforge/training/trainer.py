@@ -27,6 +27,7 @@ from ganforge.data.sampler import BatchSampler
 from ganforge.errors import UserError
 from ganforge.imaging.grid import save_grid
 from ganforge.models import GANModel, StepContext, get_model
+from ganforge.models.base import AVERAGED, load_module_tensors, module_tensors
 from ganforge.training import checkpoint, distributed
 from ganforge.training.ema import EMA
 from ganforge.training.precision import Precision, effective
@@ -378,10 +379,9 @@ class Trainer:
     def state_tensors(self) -> tuple:
         tensors: Dict[str, torch.Tensor] = {}
         meta: Dict = {"optimizers": {}, "schedulers": {}}
-        for name in self.groups_all_nets():
-            tensors.update({f"net.{name}.{k}": v for k, v in getattr(self.model, name).state_dict().items()})
+        tensors.update(module_tensors(self.model.checkpointed_modules()))
         if self.ema is not None:
-            tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+            tensors.update(module_tensors(self.ema.nets, AVERAGED))
         for name, opt in self.optimizers.items():
             t, m = checkpoint.split_optimizer_state(f"optim.{name}", opt.state_dict())
             tensors.update(t)
@@ -394,12 +394,9 @@ class Trainer:
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         return tensors, meta
 
-    def groups_all_nets(self) -> List[str]:
-        """Names of the model's networks (G, D, F, D_X, ...), all saved in checkpoints."""
-        return [name for name, m in self.model.named_children() if isinstance(m, nn.Module) and name != "augment"]
-
     def all_nets(self) -> List[nn.Module]:
-        return [getattr(self.model, name) for name in self.groups_all_nets()]
+        """The model's checkpointed modules (G, D, F, D_X, history buffers, ...)."""
+        return list(self.model.checkpointed_modules().values())
 
     def run_meta(self, meta: Dict) -> Dict:
         """state_tensors' meta with everything else a checkpoint records."""
@@ -456,19 +453,9 @@ class Trainer:
 
 def load_run_state(trainer: Trainer, tensors: Dict[str, torch.Tensor], meta: Dict) -> None:
     """Put a trainer back exactly where a checkpoint left it: weights, EMA, optimisers, schedules, RNG, data order."""
-    model = trainer.model
-    for name in trainer.groups_all_nets():
-        prefix = f"net.{name}."
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        if state:
-            try:
-                getattr(model, name).load_state_dict(state)
-            except RuntimeError:
-                raise UserError(f"the checkpoint's {name} does not fit this {trainer.cfg.model} configuration (different sizes or settings)") from None
+    load_module_tensors(trainer.model.checkpointed_modules(), tensors)
     if trainer.ema is not None:
-        ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-        if ema_state:
-            trainer.ema.load_state_dict(ema_state)
+        load_module_tensors(trainer.ema.nets, tensors, (AVERAGED,))
     for name, opt in trainer.optimizers.items():
         opt.load_state_dict(checkpoint.join_optimizer_state(f"optim.{name}", tensors, meta["optimizers"][name]))
         match_layouts(opt)
