@@ -1,4 +1,6 @@
-"""Shared fixtures: a fast configuration, small real data, and trained runs that several test files reuse."""
+"""Shared fixtures: a fast configuration, small real data, trained runs that several test files reuse, and a
+ganforge cache of each test's own (never the user's ~/.cache/ganforge)."""
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,45 @@ def make_trainer(model: str, out, sets=(), data=None, steps: int = 2, batch_size
 def train_fast(model: str, out, sets=(), **kwargs) -> dict:
     """ganforge.train with the fast settings and narrow networks."""
     return ganforge.train(model, out=str(out), set=[*FAST, *small(model), *sets], progress=False, **kwargs)
+
+
+def forget_cache_paths() -> None:
+    """Drop what the code keeps in memory from the previous cache folder: the ONNX Inception session."""
+    inception = sys.modules.get("ganforge.metrics.inception")
+    if inception is not None:
+        inception._load_onnx.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ganforge-cache")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_env_cache(session_cache):
+    """Session and module fixtures (and the processes they start) run before any test's own cache is set."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GANFORGE_CACHE", str(session_cache))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def ganforge_cache(tmp_path_factory, monkeypatch) -> Path:
+    """This test's own empty cache (downloads, the ONNX export, real features), apart from tmp_path's files."""
+    folder = tmp_path_factory.mktemp("cache") / "ganforge"  # not made yet, as on a first run
+    monkeypatch.setenv("GANFORGE_CACHE", str(folder))
+    forget_cache_paths()
+    yield folder
+    forget_cache_paths()
+
+
+@pytest.fixture
+def shared_cache(ganforge_cache, session_cache, monkeypatch) -> Path:
+    """The session's cache instead, for tests that need the Inception network's ONNX export (seconds to
+    make) but do not test the cache itself."""
+    monkeypatch.setenv("GANFORGE_CACHE", str(session_cache))
+    forget_cache_paths()
+    return session_cache
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,8 @@ WORLD = 2
 
 def worker(rank: int, port: int, out: str, steps: int, resume: bool) -> None:
     """One rank: train `steps` steps, saving D's and G's weights after each step and the batches it drew."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank),
-                      TORCHELASTIC_USE_AGENT_STORE="True")  # every rank a client of the parent's store, as under torchrun
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ["TORCHELASTIC_USE_AGENT_STORE"] = "True"  # every rank a client of the parent's store, as under torchrun
     torch.set_num_threads(1)
     try:
         cfg = api.resolve_config("dcgan", sets=[*FAST, *small("dcgan"), "checkpoint.every=2"], out=out, steps=steps,
@@ -53,10 +53,7 @@ def spawn(out, steps, resume=False):
     # The rendezvous store lives here, as torchrun's agent hosts it, on the port the system gave it: no port
     # is picked, closed and hoped to be still free when rank 0 binds it.
     store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
-    try:
-        mp.spawn(worker, args=(store.port, str(out), steps, resume), nprocs=WORLD, join=True)
-    finally:
-        del store
+    mp.spawn(worker, args=(store.port, str(out), steps, resume), nprocs=WORLD, join=True)
     return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
 
 

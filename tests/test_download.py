@@ -6,6 +6,7 @@ import io
 import re
 import tarfile
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,6 +144,10 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "elsewhere"
     monkeypatch.delenv("GANFORGE_CACHE")
     assert cache_dir().parts[-2:] == (".cache", "ganforge")
+
+
+def test_every_test_has_its_own_cache_away_from_the_users(ganforge_cache):
+    assert cache_dir() == ganforge_cache and not ganforge_cache.is_relative_to(Path.home() / ".cache")
 
 
 # --- fixtures in the true formats

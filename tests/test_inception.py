@@ -22,11 +22,17 @@ MNIST5K = Path(inception.__file__).resolve().parents[1] / "data" / "assets" / "m
 
 
 @pytest.fixture
-def clean_env(tmp_path, monkeypatch):
-    """An empty ganforge cache and no GANFORGE_INCEPTION."""
-    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+def clean_env(ganforge_cache, monkeypatch):
+    """This test's empty ganforge cache and no GANFORGE_INCEPTION."""
     monkeypatch.delenv("GANFORGE_INCEPTION", raising=False)
-    return tmp_path / "cache"
+    return ganforge_cache
+
+
+@pytest.fixture
+def network_env(shared_cache, monkeypatch):
+    """The session's cache, where the ONNX export is made once, and no GANFORGE_INCEPTION."""
+    monkeypatch.delenv("GANFORGE_INCEPTION", raising=False)
+    return shared_cache
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +139,7 @@ def test_eager_network_equals_the_torchscript(mnist):
     assert (features - reference).abs().max() <= 1e-5 * reference.abs().max()
 
 
-def test_onnx_backend_agrees_with_the_eager_network(mnist):
+def test_onnx_backend_agrees_with_the_eager_network(network_env, mnist):
     pytest.importorskip("onnxruntime", reason="the onnx backend is optional: pip install onnxruntime onnx")
     digits = mnist[0][[7, 2100, 4999]]
     eager = extract_features(digits, backend="torch")
@@ -143,6 +149,7 @@ def test_onnx_backend_agrees_with_the_eager_network(mnist):
     # The export is named by the weights' hash, so other weights can never pick up this file.
     model = feature_network(backend="onnx").model
     assert model.is_file() and sha256_of(resolve_weights())[:16] in model.name
+    assert model.parent == network_env / "onnx"  # in the cache of the moment, not one remembered from before
     with pytest.raises(UserError, match="backend"):
         extract_features(digits, backend="tensorrt")
 
@@ -174,19 +181,20 @@ def test_inception_score_of_known_predictions():
 
 
 def test_real_features_are_cached_by_content(clean_env, mnist):
+    # the eager network: an ONNX export into this empty cache would cost more than the whole test
     images = torch.from_numpy(mnist[0][:4])[:, None]
-    first = cached_features(images)
+    first = cached_features(images, backend="torch")
     files = list((clean_env / "features").iterdir())
     assert len(files) == 1 and content_hash(images) in files[0].name and files[0].name.endswith("_n4.npy")
-    assert np.array_equal(first, extract_features(images))
+    assert np.array_equal(first, extract_features(images, backend="torch"))
     # The second call reads the file (proved by planting different numbers in it)...
     np.save(files[0], np.ones_like(first))
-    assert np.array_equal(cached_features(images), np.ones_like(first))
+    assert np.array_equal(cached_features(images, backend="torch"), np.ones_like(first))
     # ...while one changed pixel is another data set.
     changed = images.clone()
     changed[0, 0, 0, 0] ^= 1
     assert content_hash(changed) != content_hash(images)
-    cached_features(changed)
+    cached_features(changed, backend="torch")
     assert len(list((clean_env / "features").iterdir())) == 2
 
 
@@ -195,7 +203,7 @@ def _npz(path, images, labels):
     return str(path)
 
 
-def test_eval_two_image_sets_from_the_command_line(clean_env, tmp_path, mnist, capsys):
+def test_eval_two_image_sets_from_the_command_line(network_env, tmp_path, mnist, capsys):
     images, labels = mnist
     pick = np.r_[0:5, 500:505]  # digits 0 and 1
     a = _npz(tmp_path / "a.npz", images[pick], labels[pick])
@@ -222,7 +230,7 @@ def test_eval_mistakes_are_one_line(tmp_path, capsys):
     assert "--seed must be a whole number from 0" in capsys.readouterr().err
 
 
-def test_eval_of_a_conditional_run(clean_env, cgan_run, capsys):
+def test_eval_of_a_conditional_run(network_env, cgan_run, capsys):
     assert main(["eval", str(cgan_run), "--metrics", "fid,kid,acc", "--n", "10", "--seed", "3", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["n"] == 10 and result["n_real"] == 10 and result["seed"] == 3
@@ -230,7 +238,7 @@ def test_eval_of_a_conditional_run(clean_env, cgan_run, capsys):
 
 
 @pytest.mark.slow
-def test_reference_fid_between_stratified_halves_of_mnist5k(clean_env, mnist):
+def test_reference_fid_between_stratified_halves_of_mnist5k(network_env, mnist):
     # Recorded reference: 250 digits per class in each half, N = 2500, about 4.8 (4.705 measured).
     images, labels = mnist
     rng = np.random.default_rng(0)
@@ -245,7 +253,7 @@ def test_reference_fid_between_stratified_halves_of_mnist5k(clean_env, mnist):
     assert result["fid"] == pytest.approx(4.8, abs=0.5)
 
 
-def test_fid_and_kid_during_training(tmp_path):
+def test_fid_and_kid_during_training(network_env, tmp_path):
     """`--set eval.metrics=fid,kid` scores the run's samples in Inception space and logs N, seed and network."""
     import json
     import math

@@ -218,8 +218,7 @@ def test_default_size_is_the_common_one_not_a_stray_thumbnail(tmp_path):
 def test_paired_batches_keep_pairs_and_unpaired_ones_resume_exactly():
     edges = load_derived("mnist5k-edges")
     sampler = BatchSampler(edges, 16, seed=3, device=torch.device("cpu"))
-    for _ in range(3):
-        batch = sampler.next()  # each A is the edge map of the B beside it
+    for batch in [sampler.next() for _ in range(3)] + [sampler.fixed_batch(8)]:  # A: the edge map of the B beside it
         assert torch.equal(batch["image"], to_float(edge_map(((batch["image_b"] + 1) * 127.5).round().to(torch.uint8))))
 
     colored = load_derived("mnist5k-colored")
@@ -234,8 +233,13 @@ def test_paired_batches_keep_pairs_and_unpaired_ones_resume_exactly():
     for _ in range(30):
         x, y = a.next(), b.next()
         assert torch.equal(x["image"], y["image"]) and torch.equal(x["image_b"], y["image_b"])
-    fixed = a.fixed_batch(8)
-    assert torch.equal(fixed["image_b"], a.fixed_batch(8)["image_b"]) and a.state_dict() != state
+    # the sample grids' fixed batch: the same examples wherever the sampler is, and the order left alone
+    moved = a.state_dict()
+    fixed, first = a.fixed_batch(8), BatchSampler(colored, 64, seed=1, device=torch.device("cpu")).fixed_batch(8)
+    assert torch.equal(fixed["image"], first["image"]) and torch.equal(fixed["image_b"], first["image_b"])
+    assert a.state_dict() == moved
+    x, y = a.next(), b.next()
+    assert torch.equal(x["image"], y["image"]) and torch.equal(x["image_b"], y["image_b"])
 
 
 def test_unpaired_sides_are_shuffled_independently():

@@ -196,6 +196,8 @@ def test_training_step_mixes_styles_and_applies_lazy_r1(tmp_path):
     from conftest import make_trainer
 
     trainer = make_trainer("stylegan", tmp_path, sets=[*TINY, "r1_every=3"], steps=7)
+    styles = []  # the ws (N, num_ws, w_dim) of every fake batch the steps draw
+    trainer.model.G.synthesis.register_forward_pre_hook(lambda module, args: styles.append(args[0].detach()))
     records = []
     for _ in range(7):
         running = {}
@@ -204,6 +206,13 @@ def test_training_step_mixes_styles_and_applies_lazy_r1(tmp_path):
         records.append(running)
     assert [("D/r1" in r) for r in records] == [True, False, False, True, False, False, True]
     assert all(float(r["D/r1"]) > 0 for r in records if "D/r1" in r)
+    # style mixing (StyleGAN section 3.1): about 90% of the fakes switch to a second w once, at some layer
+    ws = torch.cat(styles)
+    switches = (ws[:, 1:] != ws[:, :-1]).any(dim=2)  # (N, num_ws - 1): where the next slot takes another w
+    changes = switches.sum(dim=1)
+    assert len(ws) == 7 * 8 and set(changes.tolist()) <= {0, 1}
+    assert 0.7 <= float(changes.float().mean()) < 1.0
+    assert len(set(switches[changes == 1].int().argmax(dim=1).tolist())) > 1  # the crossover layer varies
 
 
 # --- where the truncation average lives ----------------------------------------------------------------

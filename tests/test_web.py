@@ -1,8 +1,9 @@
 """The page in a real headless Chromium: images appear, controls change them, uploads and their errors.
 
 Needs chromium and the playwright package (tools/install_browser.sh installs both); without them these
-tests skip and say which is missing. The page's strict Content-Security-Policy stays on, so a script the
-policy would block fails here as it would for a user; waits therefore poll from Python, not in the page.
+tests skip and say which is missing, except under CI=true, where they fail: a CI run must not pass unseen.
+The page's strict Content-Security-Policy stays on, so a script the policy would block fails here as it
+would for a user; waits therefore poll from Python, not in the page.
 """
 import os
 import shutil
@@ -25,20 +26,37 @@ def find_chromium():
     return None
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+def no_browser(reason: str):
+    """Skip on a developer's machine; fail under CI, where every browser test skipped would pass unnoticed."""
+    if in_ci():
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module")
 def browser():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("browser tests need the playwright package: run tools/install_browser.sh")
+        sync_playwright = None
+    if sync_playwright is None:  # outside the except, as below: the report is one line
+        no_browser("browser tests need the playwright package: run tools/install_browser.sh")
     executable = find_chromium()
     if executable is None:
-        pytest.skip("browser tests need chromium (or GANFORGE_CHROMIUM=/path/to/chrome): run tools/install_browser.sh")
+        no_browser("browser tests need chromium (or GANFORGE_CHROMIUM=/path/to/chrome): run tools/install_browser.sh")
     with sync_playwright() as p:
         try:
             chromium = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         except Exception as e:  # noqa: BLE001 - a browser that cannot start is a set-up problem, not a page bug
-            pytest.skip(f"chromium at {executable} did not start: {str(e).splitlines()[0]}")
+            failure = f"chromium at {executable} did not start: {str(e).splitlines()[0]}"  # not playwright's long report
+        else:
+            failure = None
+        if failure:
+            no_browser(failure)
         yield chromium
         chromium.close()
 
