@@ -27,22 +27,21 @@ class DCGAN(GANModel):
     name = "dcgan"
     paper = "Radford et al. 2015, Unsupervised Representation Learning with DCGANs"
     summary = "transposed-conv G with BN/ReLU/tanh, strided-conv D with LeakyReLU 0.2"
-    # G and the loss are the paper's. The rest is a small-data CPU recipe, chosen by cFD against held-out digits
-    # after 2,700 steps (3 CPU-minutes) on mnist5k; `--set width=64 batch_size=128 d_norm=batch
-    # optim.G.lr=2e-4 optim.D.lr=2e-4 optim.G.betas=[0.5,0.999] optim.D.betas=[0.5,0.999] ema.beta=0`
-    # gives the paper's set-up back.
+    # G and the loss are the paper's; the rest is a small-data CPU recipe, chosen by cFD on mnist5k
     defaults = {
         "z_dim": 100,
-        "width": 32,  # 64-32 channels at 28 px: at equal wall-clock it beat width 48 and 64
-        # Spectral norm in D (Miyato 2018) instead of the paper's batch norm: cFD 28.7 vs 32.7 at 2,700 steps
-        # (no norm: 29.2), at the same cost per step
-        "d_norm": "spectral",
-        "batch_size": 64,  # paper 128; at equal images seen, 32 and 64 ended level
+        "width": 32,  # 64-32 channels at 28 px: wider networks did worse in the same CPU time
+        "d_norm": "spectral",  # spectral norm (Miyato 2018) beat the paper's batch norm at the same cost per step
+        "batch_size": 64,  # smaller batches did as well per image seen
         "loss": "nonsaturating",  # hinge (Lim 2017) was level without a norm, worse with spectral norm
-        # Adam at 10x (G) and 20x (D) the paper's rate, beta1 0 and beta2 0.99 (as in Karras 2019) and D
-        # faster than G (TTUR, Heusel 2017): cFD 27.4 at 2,700 steps vs 38.5 for the paper's betas at 2e-3
+        # Adam (0, 0.99) as in Karras 2019, D faster than G (TTUR, Heusel 2017), 10x and 20x the paper's rate
         "optim": {"G": {**PAPER_ADAM, "lr": 2e-3, "betas": [0.0, 0.99]}, "D": {**PAPER_ADAM, "lr": 4e-3, "betas": [0.0, 0.99]}},
         "ema": {"beta": 0.999},  # EMA of G (Yazici et al. 2019), with the warm-up in training/ema.py
+    }
+    # section 4 (batch 128, Adam 2e-4 with beta1 0.5, batch norm) and the authors' code (ngf = ndf = 64)
+    paper_settings = {
+        "width": 64, "batch_size": 128, "d_norm": "batch", "ema.beta": 0.0,
+        "optim.G.lr": 2e-4, "optim.D.lr": 2e-4, "optim.G.betas": [0.5, 0.999], "optim.D.betas": [0.5, 0.999],
     }
     aux_classes = 0  # ACGAN's D adds a class head
 

@@ -55,6 +55,7 @@ class Inpaint(Pix2Pix):
         "hole_min": 0.25,  # hole sides as a share of the image side: a quarter to a half
         "hole_max": 0.5,
     }
+    paper_settings = Pix2Pix.paper_settings  # the networks and losses are pix2pix's
 
     @classmethod
     def check_config(cls, cfg):

@@ -85,17 +85,19 @@ class Pix2Pix(ImageToImageModel):
     needs = "paired"
     defaults = {
         "data": "mnist5k-edges",
-        "width": 0,  # 0 = by size: ngf = ndf = 64 from 128 px (appendix 6.1); 32 below (28-px digits: cFD 4 in 1,500 steps)
+        "width": 0,  # 0 = by size: ngf = ndf = 64 from 128 px (appendix 6.1); 32 below, for CPU runs on small images
         "d_layers": 0,  # PatchGAN stride-2 layers; 0 = by image size (70 x 70 patches at 256 px, section 4.4)
         "dropout": 0.5,  # in the three innermost decoder layers (appendix 6.1.1)
         "lambda_l1": 100.0,  # eq. 4, section 4
         "style_weight": 0.0,  # optional Gram-matrix style loss on the outputs
         "direction": "a2b",  # which side of the pairs is the input (b2a: facades labels -> photos)
         "loss": "nonsaturating",  # the conditional GAN loss with G maximising log D (section 3.3)
-        "batch_size": 16,  # the paper used 1 to 10; 16 keeps a CPU busy
+        "batch_size": 16,  # keeps a CPU busy
         "optim": {"G": PAPER_ADAM, "D": PAPER_ADAM},
         "eval": {"n": 1000},
     }
+    # appendix 6.1 (ngf = ndf = 64) and section 3.3 (batch sizes 1 to 10)
+    paper_settings = {"width": 64, "batch_size": "1 to 10"}
 
     adversarial_losses = losses.CRITERION_LOSSES
 

@@ -133,6 +133,8 @@ class SRGAN(ImageToImageModel):
                   "D": {"name": "adam", "lr": 1e-4, "betas": [0.9, 0.999]}},
         "eval": {"n": 1000},
     }
+    # section 3.2: G starts from an SRResNet trained 10^6 steps, then 10^5 steps at 1e-4 and 10^5 at 1e-5
+    paper_settings = {"warmup": "10^6 steps, as a separate SRResNet", "steps": "10^5 at lr 1e-4, then 10^5 at 1e-5"}
 
     def __init__(self, cfg, info: Dict):
         super().__init__(cfg, info)

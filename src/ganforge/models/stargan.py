@@ -163,31 +163,29 @@ class StarGAN(ImageToImageModel):
         "data": "mnist5k-attrs",
         "attrs": [],  # the attributes to learn; [] = every attribute of the data
         "groups": [],  # mutually exclusive groups besides the data's own, e.g. [[Straight_Hair, Wavy_Hair]]
-        # 0 = by size: 64 from 128 px (tables 4 and 5); below, 16, where 32 is 3x dearer per step on a CPU.
-        # mnist5k-attrs with these defaults (1,500 steps, 20 minutes on a shared 2-core CPU), on the 1,000
-        # held-out digits: 99.6% / 99.8% of the changed attributes read as asked, 92.6% / 92.3% of the digits
-        # kept (seeds 0 / 1)
-        "width": 0,
+        "width": 0,  # 0 = by size: 64 from 128 px (tables 4 and 5); 16 below, far cheaper per step on a CPU
         "n_blocks": 6,  # residual blocks (table 4)
         "d_width": 64,  # D's first layer (table 5), at every size: D costs little beside G
         "d_layers": 0,  # D's stride-2 layers; 0 = by size (d_layers above)
         "lambda_cls": 1.0,  # section 4.4
         "lambda_rec": 10.0,
         "lambda_gp": 10.0,
-        # Not in the paper: ||x - G(x, c')||_1, the input asked for its own attributes, so that G changes what
-        # it is asked to and keeps the rest (0 gives the paper's losses). Digits kept after 1,000 steps on
-        # mnist5k-attrs: 92.0% with 5, 89.6% with 1
+        # not in the paper: ||x - G(x, c')||_1, the input asked for its own attributes, so that G changes what it
+        # is asked to and keeps the rest (it kept more digits on mnist5k-attrs than weight 1)
         "lambda_id": 5.0,
         "flip": False,  # the paper flips faces half the time (section 4.4); a flipped digit is no digit
         "loss": "wasserstein",  # WGAN-GP (eq. 8)
         "n_critic": 5,  # D steps per G step (section 4.4)
         "batch_size": 16,  # section 4.4
         "steps": 1500,  # mnist5k-attrs: 750 constant + 750 decaying
-        # 5x the paper's 1e-4: its 200,000 CelebA steps are out of a CPU's reach; 1e-4 is one --set away
+        # 5x the paper's rate: its 200,000 CelebA steps are out of a CPU's reach
         "optim": {"G": {**PAPER_ADAM, "lr": 5e-4}, "D": {**PAPER_ADAM, "lr": 5e-4}},
         "schedule": {"kind": "linear_decay", "decay_start": 0.5},  # 10 constant + 10 decaying epochs (section 4.4)
         "eval": {"n": 500},
     }
+    # section 4.4 (Adam 1e-4, 10 + 10 epochs on CelebA, flips) and tables 4 and 5 (64 channels); no identity loss
+    paper_settings = {"width": 64, "lambda_id": 0.0, "flip": True, "steps": "20 epochs",
+                      "optim.G.lr": 1e-4, "optim.D.lr": 1e-4}
 
     def __init__(self, cfg, info: Dict):
         super().__init__(cfg, info)

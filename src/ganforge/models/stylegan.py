@@ -25,9 +25,8 @@ from ganforge.nn.stylegan import StyleDiscriminator, StyleGenerator, crossover_m
 
 Tensor = torch.Tensor
 
-# StyleGAN2's Adam betas (0, 0.99) at 4x its learning rate of 0.0025: these networks are ~30x narrower
-# than the paper's, and at 0.0025 a few thousand steps left them far from the data (cFD 440 vs 131 at
-# 600 steps)
+# StyleGAN2's Adam betas (0, 0.99) at a higher rate: these networks are far narrower than the paper's, and at
+# StyleGAN2-ADA's 0.0025 they stayed far from the data for thousands of steps
 ADAM = {"name": "adam", "lr": 0.01, "betas": [0.0, 0.99]}
 
 
@@ -46,21 +45,23 @@ class StyleGAN(GANModel):
     defaults = {
         "z_dim": 128,
         "w_dim": 128,
-        # the paper's 8 trained far slower here (cFD 101 against 16 after 4 CPU-minutes); StyleGAN2-ADA
-        # uses 2 for CIFAR-10 (Karras et al. 2020b, appendix)
-        "mapping_layers": 2,
+        "mapping_layers": 2,  # the paper's 8 trained far slower here; StyleGAN2-ADA uses 2 for CIFAR-10 (appendix)
         "mapping_lr_mul": 0.01,  # StyleGAN section 2 / appendix C
         "width": 16,  # channels at half the network's size, doubling per halving: 16 at 16 px, 32 at 8, 64 at 4
         "max_width": 128,
         "mixing_prob": 0.9,  # StyleGAN section 3.1
         "w_avg_beta": 0.995,  # the tracked average w for truncation (StyleGAN2 code)
-        "r1_gamma": 1.0,  # cFD 32 against 39 with gamma 0.1 after 1,000 steps
+        "r1_gamma": 1.0,  # gamma 0.1 did worse on mnist5k
         "r1_every": 16,  # lazy regularisation (StyleGAN2 section 3.1)
         "loss": "nonsaturating",
         "batch_size": 32,  # StyleGAN2's
         "optim": {"G": ADAM, "D": ADAM},
         "ema": {"beta": 0.998},  # half-life of ~10k images at batch 32 (StyleGAN2's ema_kimg = 10)
     }
+    # StyleGAN section 2 (512-d z and w, 8 mapping layers) and StyleGAN2 config F (fmap_base 16384, at most 512
+    # channels, Adam 0.002, R1 gamma 10 for FFHQ)
+    paper_settings = {"z_dim": 512, "w_dim": 512, "mapping_layers": 8, "width": "16384 / layer resolution",
+                      "max_width": 512, "r1_gamma": 10.0, "optim.G.lr": 2e-3, "optim.D.lr": 2e-3}
 
     @classmethod
     def check_config(cls, cfg):

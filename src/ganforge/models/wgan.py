@@ -21,6 +21,8 @@ class WGAN(DCGAN):
         "batch_size": 64,
         "optim": {"G": RMSPROP, "D": RMSPROP},
     }
+    # Algorithm 1 (m = 64) on the DCGAN networks of the authors' code (ngf = ndf = 64), with no EMA
+    paper_settings = {"width": 64, "ema.beta": 0.0}
 
     def after_step(self, phase):
         if phase == "D":
