@@ -12,13 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.data import load_dataset
-from ganforge.data import paired as paired_mod
+from ganforge.data import held_out, load_dataset, public
 from ganforge.data.base import to_float
 from ganforge.data.derived import edge_map, load as load_derived
 from ganforge.data.embedded import mnist5k
-from ganforge.data.paired import held_out, load_public, load_two_domains
+from ganforge.data.public import load_public
 from ganforge.data.sampler import BatchSampler
+from ganforge.data.two_domains import load_two_domains
 from ganforge.errors import UserError
 from ganforge.metrics.training import grey_digits
 from support_http import FileServer, refused_url
@@ -279,8 +279,8 @@ def _pix2pix_tar(name: str) -> bytes:
 
 def test_a_pinned_cyclegan_set_downloads_once_and_unpacks(tmp_path, monkeypatch):
     archive = _cyclegan_zip("horse2zebra")
-    spec = dataclasses.replace(paired_mod.PUBLIC["horse2zebra"], sha256=hashlib.sha256(archive).hexdigest())
-    monkeypatch.setitem(paired_mod.PUBLIC, "horse2zebra", spec)
+    spec = dataclasses.replace(public.PUBLIC["horse2zebra"], sha256=hashlib.sha256(archive).hexdigest())
+    monkeypatch.setitem(public.PUBLIC, "horse2zebra", spec)
     with FileServer({"/sets/horse2zebra.zip": archive}) as server:
         data = load_public("horse2zebra", cache=tmp_path, base_url=server.url + "/sets", needs="unpaired")
         again = load_public("horse2zebra", split="test", cache=tmp_path, base_url=server.url + "/sets")
@@ -300,7 +300,7 @@ def test_an_unpinned_set_records_its_checksum_on_first_download(tmp_path):
         (tmp_path / "facades.tar.gz").write_bytes(b"garbage")
         server.files["/p/facades.tar.gz"] = archive[:-10] + b"0123456789"
         with pytest.raises(UserError, match="checksum mismatch"):
-            paired_mod._fetch([server.url + "/p/facades.tar.gz"], None, tmp_path / "facades.tar.gz")
+            public._fetch([server.url + "/p/facades.tar.gz"], None, tmp_path / "facades.tar.gz")
 
 
 def test_offline_and_hostile_archives_give_one_clear_line(tmp_path, monkeypatch):
@@ -311,8 +311,8 @@ def test_offline_and_hostile_archives_give_one_clear_line(tmp_path, monkeypatch)
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("../escape.png", _png(DIGITS[0]))
     evil = buffer.getvalue()
-    spec = dataclasses.replace(paired_mod.PUBLIC["apple2orange"], sha256=hashlib.sha256(evil).hexdigest())
-    monkeypatch.setitem(paired_mod.PUBLIC, "apple2orange", spec)
+    spec = dataclasses.replace(public.PUBLIC["apple2orange"], sha256=hashlib.sha256(evil).hexdigest())
+    monkeypatch.setitem(public.PUBLIC, "apple2orange", spec)
     with FileServer({"/apple2orange.zip": evil}) as server:
         with pytest.raises(UserError, match="refusing the entry '../escape.png'"):
             load_public("apple2orange", cache=tmp_path / "e", base_url=server.url)

@@ -17,10 +17,8 @@ Three sources, all giving an ImageData with ``attributes`` float (N, K) in {0, 1
 from __future__ import annotations
 
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -28,7 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from ganforge.data.base import ImageData
+from ganforge.data.folder import decode_all, load_images, stack_images
+from ganforge.data.mnist5k import DIGITS, mnist5k
 from ganforge.errors import UserError
+from ganforge.imaging.io import read_image
 
 log = logging.getLogger("ganforge")
 
@@ -86,8 +87,6 @@ def draw_attributes(n: int, rng: np.random.Generator) -> torch.Tensor:
 
 @lru_cache(maxsize=2)
 def _mnist5k_attrs(split: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    from ganforge.data.embedded import mnist5k
-
     digits = mnist5k(split)
     attributes = draw_attributes(len(digits), np.random.default_rng(_SEED + (1 if split == "test" else 0)))
     return render(digits.images, attributes), attributes, digits.labels
@@ -96,8 +95,6 @@ def _mnist5k_attrs(split: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor
 def mnist5k_attrs(split: str = "train") -> ImageData:
     """The 4,000 training digits ("train") or the 1,000 held-out ones ("test", with digit labels) drawn with
     the attributes red | green | blue (one of them), thick, grey_bg."""
-    from ganforge.data.embedded import DIGITS
-
     images, attributes, labels = _mnist5k_attrs(split)
     test = split == "test"
     return ImageData(
@@ -129,8 +126,6 @@ def load_attribute_data(path: Path, *, size: Optional[int] = None, channels: Opt
 
 def load_domain_folders(path: Path, *, size: Optional[int] = None, channels: Optional[int] = None) -> ImageData:
     """Each first-level sub-folder is a domain: one attribute per domain, all in one exclusive group."""
-    from ganforge.data.folder import load_images
-
     data = load_images(path, size=size, channels=channels)
     if data.labels is None:
         raise UserError(f"{path} has no attribute file ({ATTRIBUTE_FILE}) and no sub-folders to use as domains: "
@@ -181,8 +176,6 @@ def read_attribute_file(path: Path) -> Tuple[List[str], List[str], torch.Tensor]
 
 def load_attribute_file(path: Path, *, size: Optional[int] = None, channels: Optional[int] = None) -> ImageData:
     """The images an attribute file names, with their attributes; every named image must exist."""
-    from ganforge.imaging.io import ImageError, read_image
-
     names, files, attributes = read_attribute_file(path)
     root = path.parent
     if not (root / files[0]).is_file() and (root / CELEBA_IMAGES / files[0]).is_file():
@@ -192,46 +185,23 @@ def load_attribute_file(path: Path, *, size: Optional[int] = None, channels: Opt
         raise UserError(f"{path} names {len(missing)} image{'s' if len(missing) > 1 else ''} that {root} does not "
                         f"hold (first: {missing[0]}): the file's lines must match the image files")
 
-    def attempt(name: str):
-        try:
-            return read_image(root / name), None
-        except ImageError as e:
-            return None, e.reason
-
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:  # Pillow decodes without the GIL
-        decoded = list(pool.map(attempt, files))
-    keep = [i for i, (array, _) in enumerate(decoded) if array is not None]
-    failures = [(files[i], reason) for i, (array, reason) in enumerate(decoded) if array is None]
-    if not keep:
+    entries = [(name, PurePosixPath(name), lambda full=root / name: read_image(full)) for name in files]
+    decoded, failures = decode_all(entries)
+    if not decoded:
         raise UserError(f"no readable images among the {len(files)} that {path} names (first: {failures[0][0]}: {failures[0][1]})")
     if failures:
         log.warning("skipped %d unreadable image%s named in %s (first: %s: %s)", len(failures),
                     "" if len(failures) == 1 else "s", path, *failures[0])
-    arrays = [decoded[i][0] for i in keep]
+    failed = {name for name, _ in failures}
+    keep = [i for i, name in enumerate(files) if name not in failed]  # decode_all keeps the order of the lines
+    arrays = [array for _, array in decoded]
     size = size or min(arrays[0].shape[:2])
-    channels = channels or (3 if any(a.shape[2] == 3 for a in arrays) else 1)
     return ImageData(
         name=root.name if root.name == CELEBA_IMAGES else path.parent.name or path.stem,
-        images=stack(arrays, size, channels),
+        images=stack_images(arrays, size, channels),
         attributes=attributes[keep].contiguous(),
         attribute_names=names,
         attribute_groups=[hair for hair in [[n for n in HAIR_COLOURS if n in names]] if len(hair) > 1],
         skipped=len(failures),
     )
 
-
-def stack(arrays: List[np.ndarray], size: int, channels: int) -> torch.Tensor:
-    """uint8 (H, W, C) arrays -> uint8 (N, channels, size, size), short side scaled and centre-cropped (CelebA's
-    178 x 218 faces: the centre 178 x 178 square, as the paper crops them), one batch per input shape."""
-    from ganforge.imaging.transforms import match_channels, resize_center_crop
-
-    if size < 1:
-        raise UserError(f"size must be a positive number of pixels, got {size}")
-    images = torch.empty(len(arrays), channels, size, size, dtype=torch.uint8)
-    by_shape: Dict[tuple, List[int]] = {}
-    for i, array in enumerate(arrays):
-        by_shape.setdefault(array.shape, []).append(i)
-    for indices in by_shape.values():
-        batch = torch.from_numpy(np.stack([arrays[i] for i in indices])).permute(0, 3, 1, 2)
-        images[torch.tensor(indices)] = resize_center_crop(match_channels(batch, channels), size)
-    return images

@@ -1,4 +1,4 @@
-"""The in-memory dataset every model trains from, and the batches the trainer hands to a model.
+"""The in-memory dataset every model trains from, and fitting it to the model's size and channels.
 
 Images are held as uint8 (N, C, H, W) at the model's size: small (5,000 MNIST digits are 4 MB), and
 batches are made by indexing and converting on the device, never by per-sample PIL calls in the loop.
@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import torch
+
+from ganforge.imaging.transforms import match_channels, resize_center_crop
 
 
 @dataclass
@@ -68,6 +70,35 @@ class ImageData:
             "paired": self.paired,
             "two_domains": self.images_b is not None,
         }
+
+
+class PairedImageData(ImageData):
+    """ImageData whose second domain may differ from the first in channels and size (grey <-> colour, 7 -> 28 px)."""
+
+    def info(self) -> Dict:
+        info = super().info()
+        if self.images_b is not None:
+            info.update(channels_b=int(self.images_b.shape[1]), size_b=int(self.images_b.shape[-1]))
+        return info
+
+
+def conform(data: ImageData, size: Optional[int], channels: Optional[int]) -> ImageData:
+    """Resize/crop and convert channels of in-memory data when the model asks for another shape."""
+    if channels is not None and channels != data.channels:
+        data.images = match_channels(data.images, channels)
+    if size is not None and size != data.size:
+        data.images = resize_center_crop(data.images, size)
+    return data
+
+
+def conform_pair(data: ImageData, size: Optional[int]) -> ImageData:
+    """Resize both domains for a model working at `size` (A's side); B keeps its size ratio to A (x4 for SR)."""
+    if size is None or size == data.size:
+        return data
+    ratio = data.images_b.shape[-1] / data.size
+    data.images = resize_center_crop(data.images, size)
+    data.images_b = resize_center_crop(data.images_b, max(1, round(size * ratio)))
+    return data
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:

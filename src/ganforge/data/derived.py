@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganforge.data.embedded import DIGITS, mnist5k
-from ganforge.data.paired import PairedImageData
+from ganforge.data.base import PairedImageData
+from ganforge.data.mnist5k import DIGITS, mnist5k
 from ganforge.errors import UserError
 
 _SEED = 20170330  # fixed: the derived sets are the same on every machine and every run
@@ -142,7 +142,7 @@ def _inpaint(split: str):
     return hole_input(digits, rectangle_masks(len(digits), digits.shape[-1], rng)), digits, True, labels
 
 
-# name -> split -> (A, B, paired, labels); embedded.py lists them with their descriptions
+# name -> split -> (A, B, paired, labels); the catalogue gives each its entry
 DERIVED: Dict[str, Callable] = {"mnist5k-edges": _edges, "mnist5k-colored": _colored, "mnist5k-sr4": _sr4, "mnist5k-inpaint": _inpaint}
 
 

@@ -1,4 +1,8 @@
-"""Image folders and zip files as datasets, with class labels taken from first-level sub-folders."""
+"""Image folders and zip files as datasets, with class labels taken from first-level sub-folders.
+
+The steps are public for the other readers of image files (two-domain folders, attribute files): list a
+folder's images, decode them in threads, stack them at one size.
+"""
 from __future__ import annotations
 
 import logging
@@ -19,7 +23,7 @@ from ganforge.imaging.transforms import match_channels, resize_center_crop
 log = logging.getLogger("ganforge")
 
 # (name shown in messages, relative path inside the set, a function returning the decoded image)
-_Entry = Tuple[str, PurePosixPath, Callable[[], np.ndarray]]
+Entry = Tuple[str, PurePosixPath, Callable[[], np.ndarray]]
 
 
 def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, channels: Optional[int] = None) -> ImageData:
@@ -38,7 +42,7 @@ def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, ch
     if not root.exists():
         raise UserError(f"no such file or folder: {root}")
     if root.is_dir():
-        entries = _folder_entries(root)
+        entries = folder_entries(root)
     elif zipfile.is_zipfile(root):
         entries = _zip_entries(root)
     elif root.suffix.lower() == ".zip" or _starts_with(root, b"PK\x03\x04"):
@@ -52,7 +56,7 @@ def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, ch
             f"no image files in {root} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, hidden files ignored)"
         )
 
-    decoded, failures = _decode_all(entries)
+    decoded, failures = decode_all(entries)
     if not decoded:
         first_name, first_reason = failures[0]
         raise UserError(f"no readable images in {root}: all {len(failures)} failed (first: {first_name}: {first_reason})")
@@ -73,7 +77,7 @@ def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, ch
         channels = 3 if any(array.shape[2] == 3 for array in arrays) else 1
     if channels not in (1, 3):
         raise UserError(f"channels must be 1 or 3, got {channels}")
-    images = _stack(arrays, size, channels)
+    images = stack_images(arrays, size, channels)
     name = root.stem if root.is_file() else root.name
     return ImageData(
         name=name or str(root),
@@ -105,8 +109,8 @@ def _is_hidden(part: str) -> bool:
     return part.startswith(".") or part == "__MACOSX"
 
 
-def _folder_entries(root: Path) -> List[_Entry]:
-    entries: List[_Entry] = []
+def folder_entries(root: Path) -> List[Entry]:
+    entries: List[Entry] = []
     seen = set()  # real folders already walked: a symlink loop is entered only once
     for folder, subfolders, files in os.walk(root, followlinks=True):
         real = os.path.realpath(folder)
@@ -125,13 +129,13 @@ def _folder_entries(root: Path) -> List[_Entry]:
     return entries
 
 
-def _zip_entries(archive: Path) -> List[_Entry]:
+def _zip_entries(archive: Path) -> List[Entry]:
     try:
         with zipfile.ZipFile(archive) as zipped:
             members = [info for info in zipped.infolist() if not info.is_dir()]
             # Read the compressed bytes here, decode in threads: one reader on the archive file.
             limit = 4 * max_pixels() + (1 << 20)  # an uncompressed RGBA bitmap at the pixel limit, plus headers
-            entries: List[_Entry] = []
+            entries: List[Entry] = []
             for info in sorted(members, key=lambda info: info.filename):
                 relative = PurePosixPath(info.filename)
                 if any(_is_hidden(part) for part in relative.parts) or relative.suffix.lower() not in IMAGE_SUFFIXES:
@@ -158,10 +162,10 @@ def _refuse(name: str, reason: str) -> Callable[[], np.ndarray]:
     return fail
 
 
-def _decode_all(entries: List[_Entry]):
+def decode_all(entries: List[Entry]):
     """Decode in a few threads (Pillow releases the GIL while decoding); keeps the entries' order."""
 
-    def attempt(entry: _Entry):
+    def attempt(entry: Entry):
         try:
             return entry[2](), None
         except ImageError as e:
@@ -191,8 +195,14 @@ def _labels(relatives: List[PurePosixPath]):
     return labels, classes
 
 
-def _stack(arrays: List[np.ndarray], size: int, channels: int) -> torch.Tensor:
-    """uint8 (H, W, C) arrays of any sizes -> uint8 (N, channels, size, size), resizing one shape group at a time."""
+def stack_images(arrays: List[np.ndarray], size: int, channels: Optional[int] = None) -> torch.Tensor:
+    """uint8 (H, W, C) arrays of any sizes -> uint8 (N, channels, size, size): the short side scaled and
+    centre-cropped (CelebA's 178 x 218 faces: the centre 178 x 178 square, as StarGAN crops them), one shape
+    group at a time. ``channels`` defaults to 3 if any image is in colour, else 1."""
+    if size < 1:
+        raise UserError(f"size must be a positive number of pixels, got {size}")
+    if channels is None:
+        channels = 3 if any(array.shape[2] == 3 for array in arrays) else 1
     images = torch.empty(len(arrays), channels, size, size, dtype=torch.uint8)
     groups: Dict[Tuple[int, int, int], List[int]] = {}
     for i, array in enumerate(arrays):

@@ -35,13 +35,13 @@ Parser = Callable[[Dict[str, Path], str], Tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True)
 class RemoteDataset:
+    """Where a dataset's files are and how to read them; the catalogue describes and credits it."""
     name: str
     mirrors: Tuple[str, ...]  # folder URLs ending in "/", tried in order
     files: Dict[str, Tuple[RemoteFile, ...]]  # split -> the files it needs
     classes: Tuple[str, ...]
     native_size: int
     parse: Parser
-    description: str
 
 
 # --- IDX (MNIST, Fashion-MNIST): big-endian, magic 0x0000 08 dd where 08 = uint8 and dd = the rank.
@@ -152,7 +152,6 @@ REMOTE_DATASETS: Dict[str, RemoteDataset] = {
         classes=tuple(str(digit) for digit in range(10)),
         native_size=28,
         parse=_parse_idx,
-        description="handwritten digits 0-9, 28x28 grey, 60,000 train + 10,000 test (LeCun et al. 1998)",
     ),
     "fashion-mnist": RemoteDataset(
         name="fashion-mnist",
@@ -173,7 +172,6 @@ REMOTE_DATASETS: Dict[str, RemoteDataset] = {
         classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
         native_size=28,
         parse=_parse_idx,
-        description="Zalando clothing in 10 classes, 28x28 grey, 60,000 train + 10,000 test (Xiao et al. 2017)",
     ),
     "cifar10": RemoteDataset(
         name="cifar10",
@@ -182,7 +180,6 @@ REMOTE_DATASETS: Dict[str, RemoteDataset] = {
         classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         native_size=32,
         parse=_parse_cifar,
-        description="photos in 10 classes, 32x32 colour, 50,000 train + 10,000 test (Krizhevsky 2009)",
     ),
 }
 

