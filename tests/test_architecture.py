@@ -38,7 +38,6 @@ KNOWN_UPWARD = {
 KNOWN_CYCLES = {
     frozenset({"__init__", "api", "metrics.evaluate", "metrics.training", "models", "models.cyclegan", "models.inpaint",
                "models.pix2pix", "models.srgan", "models.stargan", "training.trainer"}),
-    frozenset({"data", "data.attributes", "data.derived", "data.embedded", "data.paired"}),
 }
 
 ROOT = Path(ganforge.__file__).parent
