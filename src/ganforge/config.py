@@ -31,8 +31,7 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
     "device": "auto",
     # CPU threads for training; None = torch's own count (one per physical core, or OMP_NUM_THREADS),
     # shared out among the processes of a DDP run on one machine. Several runs at once on one machine
-    # want threads=1 each: two 2-thread runs on 2 cores trained the default DCGAN 4x slower than two
-    # 1-thread runs (each thread waits on its twin, which has lost its core).
+    # want threads=1 each: a thread that has lost its core holds up its twin (README, "Threads").
     "threads": None,
     # fp32 | bf16 | fp16: autocast for the networks' forward passes on a GPU (fp16 with gradient scaling).
     # A CPU run is always fp32: this machine class has no native bf16 and fp16 is slower there.

@@ -44,9 +44,8 @@ MNIST_ATTRIBUTES = ["red", "green", "blue", "thick", "grey_bg"]
 MNIST_GROUPS = [["red", "green", "blue"]]  # the stroke colour: exactly one of three
 # Stroke colours, lighter than pure primaries so that blue strokes stay visible on black
 INKS = {"red": (1.0, 0.2, 0.2), "green": (0.2, 0.9, 0.2), "blue": (0.3, 0.4, 1.0)}
-# The grey background: darker than every ink in its strongest channel, so the ink stays the light part. An
-# inverted background (white, the ink darker than it) was tried first: StarGAN's generator then kept the digits
-# through colour and thickness changes or through inversions, never both (digit kept 71% after 1,000 steps).
+# The grey background: darker than every ink in its strongest channel, so the ink stays the light part (with
+# an inverted, white background StarGAN's generator kept the digits through colour changes or inversions, not both).
 GREY = 0.4
 _SEED = 20180108  # fixed: the set is the same on every machine and every run
 
