@@ -97,7 +97,7 @@ def textbook_iteration(trainer):
     from torch.utils.data import DataLoader, Dataset
 
     from ganforge import losses
-    from ganforge.training.trainer import build_optimizer
+    from ganforge.training.optim import build_optimizer
 
     model, cfg = trainer.model, trainer.cfg
     model.to(memory_format=torch.contiguous_format)  # the layout a model is built in (the trainer's is channels-last)

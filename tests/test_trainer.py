@@ -1,14 +1,18 @@
-"""The one training loop: phase scheduling, frozen networks, weight clipping, EMA, fake reuse, a real short run."""
+"""The one training loop: phase scheduling, frozen networks, weight clipping, EMA, fake reuse, learning-rate
+schedules, a real short run."""
 import copy
+import functools
 import json
 
 import pytest
 import torch
 
 import ganforge
+from ganforge import api
 from ganforge import config as config_mod
 from ganforge.models import StepContext
 from ganforge.training import checkpoint
+from ganforge.training.optim import Schedule, lr_factor
 from ganforge.training.trainer import Trainer
 
 from conftest import digits, make_trainer, train_fast
@@ -261,3 +265,23 @@ def test_progress_line_counts_time_under_a_budget_and_steps_otherwise(capsys):
     assert "of 3 min, step 7 D=1.250 G=0.500 1234 img/s" in budget and str(UNBOUNDED_STEPS) not in budget
     assert "of 3 min, step 7/500 D=1.250" in both
     assert "7/500 [" in by_steps and "D=1.250 G=0.500 1234 img/s" in by_steps
+
+
+def test_schedule_gives_torchs_lambda_lr_rates_and_follows_the_base_rates_it_is_given():
+    """The schedule is LambdaLR's rule on the param groups' own initial_lr: the same rates, to the bit, at
+    every step of a decaying run, and a lowered (or restored) initial_lr is all a roll-back (or resume) sets."""
+    cfg = api.resolve_config("dcgan", sets=["schedule.kind=linear_decay", "schedule.decay_start=0.3"], steps=10)
+    ours, theirs = (torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=3e-4) for _ in range(2))
+    schedule = Schedule(ours, cfg)
+    reference = torch.optim.lr_scheduler.LambdaLR(theirs, functools.partial(lr_factor, cfg))
+    for _ in range(cfg.steps):
+        assert ours.param_groups[0]["lr"] == theirs.param_groups[0]["lr"]
+        for opt in (ours, theirs):
+            opt.step()
+        schedule.step()
+        reference.step()
+    assert ours.param_groups[0]["lr"] == 0.0 and schedule.last_step == cfg.steps
+    schedule.last_step = 4
+    schedule.scale(0.5)
+    schedule.step()
+    assert ours.param_groups[0]["initial_lr"] == 1.5e-4 and ours.param_groups[0]["lr"] == 1.5e-4 * lr_factor(cfg, 5)

@@ -15,6 +15,7 @@ import torch
 
 from ganforge import config as config_mod
 from ganforge.config import MAX_SEED
+from ganforge.data import ImageData, load_dataset
 from ganforge.data.base import to_uint8
 from ganforge.errors import UserError
 from ganforge.models import get_model
@@ -64,12 +65,32 @@ def default_out(model: str) -> Path:
     return candidate
 
 
+def check_data(model_cls, data: ImageData) -> None:
+    """One line unless the data holds what the model family needs: labels, two domains or attributes."""
+    if model_cls.needs == "labels" and data.labels is None:
+        raise UserError(f"{model_cls.name} is class-conditional but '{data.name}' has no labels: give a folder with one sub-folder per class")
+    if model_cls.needs in ("paired", "unpaired") and data.images_b is None:
+        raise UserError(f"{model_cls.name} needs two image domains; '{data.name}' has one")
+    if model_cls.needs == "attributes" and data.attributes is None:
+        raise UserError(f"{model_cls.name} needs attribute labels; '{data.name}' has none")
+
+
+def load_data(cfg: config_mod.Config) -> ImageData:
+    """The data a run trains on, read as its model needs it and checked against what the model needs."""
+    model_cls = get_model(cfg.model)
+    data = load_dataset(cfg.data, size=cfg.size, needs=model_cls.needs)
+    check_data(model_cls, data)
+    return data
+
+
 def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, steps: Optional[int] = None,
           minutes: Optional[float] = None, batch_size: Optional[int] = None, seed: Optional[int] = None,
           device: Optional[str] = None, config: Optional[str] = None, set: Sequence[str] = (),
           resume: Union[bool, str] = False, progress: bool = True) -> Dict:
     """Train MODEL and return a summary: final step, checkpoint, sample grid, loss plot and quality figures.
     resume: True continues the run in `out`, "auto" continues it if it has a checkpoint and starts it if not."""
+    from ganforge.training.devices import pick_device
+    from ganforge.training.state import prepare_run_folder
     from ganforge.training.trainer import Trainer
 
     resume = resume_mode(resume, out, model)
@@ -86,7 +107,11 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
         log.warning("%s's learning rates decay to zero over its %d steps (schedule.kind %s); --minutes %g stops the run "
                     "early if those steps take longer, with the decay unfinished. --steps sets the schedule's length; "
                     "--set schedule.kind=constant lets the time alone end the run", model, cfg.steps, cfg.schedule.kind, minutes)
-    trainer = Trainer(cfg, Path(out), resume=resume, progress=progress)
+    # the run: its config, then its data, checked against the model, then the trainer that builds the model;
+    # a wrong --device or --out is refused before any data is read
+    pick_device(cfg.device)
+    prepare_run_folder(Path(out))
+    trainer = Trainer(cfg, Path(out), resume=resume, progress=progress, data=load_data(cfg))
     summary = trainer.fit()
     summary["out"] = out
     return summary
@@ -100,7 +125,7 @@ class Generator:
 
     def __init__(self, path: Union[str, Path], device: str = "cpu"):
         tensors, meta = checkpoint.load(str(path), device="cpu")
-        from ganforge.training.trainer import pick_device
+        from ganforge.training.devices import pick_device
 
         self.meta, self.info = meta, meta["data"]
         self.step = meta["step"]
@@ -165,10 +190,10 @@ class Generator:
 
 
 def check_truncation(generator: Generator, psi) -> None:
-    """One clear line unless the generator has the truncation trick and psi is in (0, 1]."""
-    from ganforge.models.stylegan import check_psi
+    """One clear line unless the generator declares the truncation trick and psi is in (0, 1]."""
+    from ganforge.models.base import Capability, check_psi
 
-    if not callable(getattr(generator.model, "truncate", None)):
+    if not generator.model.can(Capability.TRUNCATION):
         raise UserError(f"this {generator.meta['model']} model has no truncation trick (stylegan has): drop --truncation")
     check_psi(psi)
 

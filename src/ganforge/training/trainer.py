@@ -8,12 +8,13 @@ after it (weight clipping). Then the schedules and the EMA advance one generator
 Losses stay on the device and are summed there; the host reads them only every `log.every` steps.
 Once per iteration the host asks one question: were all of this step's losses finite? If not, the run
 rolls back to its last checkpoint (or its starting state) and retries with lower learning rates.
+
+Beside the loop: optimisers and schedules in training/optim.py, the run state a checkpoint holds (save,
+resume, roll-back) in training/state.py, the device in training/devices.py.
 """
 from __future__ import annotations
 
-import copy
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -24,93 +25,35 @@ from torch import nn
 from ganforge import config as config_mod
 from ganforge.data import ImageData, load_dataset
 from ganforge.data.sampler import BatchSampler
-from ganforge.errors import UserError
 from ganforge.imaging.grid import save_grid
 from ganforge.models import GANModel, StepContext, get_model
-from ganforge.models.base import AVERAGED, load_module_tensors, module_tensors
-from ganforge.training import checkpoint, distributed
+from ganforge.training import checkpoint, distributed, state
+from ganforge.training.devices import place
 from ganforge.training.ema import EMA
+from ganforge.training.optim import Schedule, build_optimizers
 from ganforge.training.precision import Precision, effective
 from ganforge.training.report import MetricsLog, Progress, plot_losses
 
 log = logging.getLogger("ganforge")
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise UserError(f"unknown --device '{name}': use cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise UserError(f"--device {name}: ganforge runs on cpu or cuda")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA GPU is visible to torch here; use --device cpu")
-    return device
-
-
-def build_optimizer(params: List[nn.Parameter], opt: Dict, fused: bool = True) -> torch.optim.Optimizer:
-    """The optimiser a config names. Adam's fused kernel makes one pass over each tensor where torch's default
-    makes about ten: on a CPU the default's update was a quarter of an MLP GAN's step. ``fused=False`` (or
-    torch < 2.4, which has no fused Adam for CPU tensors) gives the default."""
-    name, lr, wd = opt["name"], opt["lr"], opt.get("weight_decay", 0.0)
-    if name == "adam":
-        settings = {"lr": lr, "betas": tuple(opt.get("betas", (0.9, 0.999))), "weight_decay": wd}
-        if fused:
-            try:
-                return torch.optim.Adam(params, fused=True, **settings)
-            except (RuntimeError, TypeError, ValueError):
-                pass
-        return torch.optim.Adam(params, **settings)
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd)
-    return torch.optim.SGD(params, lr=lr, momentum=opt.get("momentum", 0.0), weight_decay=wd)
-
-
-def match_layouts(opt: torch.optim.Optimizer) -> None:
-    """Give each per-parameter state tensor its parameter's memory layout. Checkpoints store tensors contiguous
-    and the networks train channels-last; fused Adam walks a parameter and its moments in memory order, so a
-    moment left in the other layout would be updated against the wrong elements."""
-    for group in opt.param_groups:
-        for p in group["params"]:
-            state = opt.state.get(p, {})
-            for key, value in state.items():
-                if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
-                    state[key] = torch.empty_like(p).copy_(value)
-
-
-def check_data(model_cls, data: ImageData) -> None:
-    if model_cls.needs == "labels" and data.labels is None:
-        raise UserError(f"{model_cls.name} is class-conditional but '{data.name}' has no labels: give a folder with one sub-folder per class")
-    if model_cls.needs in ("paired", "unpaired") and data.images_b is None:
-        raise UserError(f"{model_cls.name} needs two image domains; '{data.name}' has one")
-    if model_cls.needs == "attributes" and data.attributes is None:
-        raise UserError(f"{model_cls.name} needs attribute labels; '{data.name}' has none")
-
-
 class Trainer:
     def __init__(self, cfg: config_mod.Config, out: Path, *, resume: bool = False, progress: bool = True,
                  data: Optional[ImageData] = None):
+        """A run of `cfg` in the folder `out` on `data`: api.train gives the data, checked against what the model
+        needs; without it the trainer reads the config's. resume: go on from the folder's newest checkpoint."""
         self.cfg, self.out, self.show_progress = cfg, Path(out), progress
-        self.device = pick_device(cfg.device)
-        self.ranks = distributed.from_env(self.device.type)
-        if self.ranks.active and self.device.type == "cuda":
-            self.device = torch.device("cuda", self.ranks.local_rank)
+        self.device, self.ranks = place(cfg.device)
         model_cls = get_model(cfg.model)
-        self._prepare_out_dir()
+        state.prepare_run_folder(self.out)
         torch.manual_seed(cfg.seed)
         self.data = data if data is not None else load_dataset(cfg.data, size=cfg.size, needs=model_cls.needs)
-        check_data(model_cls, self.data)
-        # channels-last: the convolution kernels run ~15% faster on this layout on CPU (benchmarks/bench_train.py)
+        # channels-last: the layout the CPU convolution kernels run fastest on (benchmarks/bench_train.py)
         self.model: GANModel = model_cls(cfg, self.data.info()).to(self.device, memory_format=torch.channels_last)
         self.phases = self.model.phases()
         self.groups = self.model.parameter_groups()
-        self.optimizers = {
-            name: build_optimizer([p for net in nets for p in net.parameters()], cfg.optim[name])
-            for name, nets in self.groups.items()
-        }
-        self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, self._lr_factor) for name, opt in self.optimizers.items()}
+        self.optimizers = build_optimizers(self.groups, cfg.optim)
+        self.schedulers = {name: Schedule(opt, cfg) for name, opt in self.optimizers.items()}
         self.precision = Precision(effective(cfg.precision, self.device), self.device, self.optimizers)
         if self.precision.name != cfg.precision:
             log.info("precision %s applies to GPU runs; this %s run trains in fp32", cfg.precision, self.device.type)
@@ -130,7 +73,7 @@ class Trainer:
         self.lr_scale, self.divergences = 1.0, 0  # learning rates relative to the config's, roll-backs so far
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
         if resume:
-            self._resume()
+            state.resume(self)
         elif self.ranks.main:
             self.metrics.path.write_text("")
         if self.ranks.main:
@@ -138,25 +81,7 @@ class Trainer:
         # Where a divergence before the first checkpoint rolls back to. Kept in memory rather than written
         # as a step-0 checkpoint: a run folder then holds only states training reached, and `--out`
         # stays free for a new run until the first real checkpoint.
-        self._start_state = None if checkpoint.list_checkpoints(self.out / "checkpoints") else self.snapshot()
-
-    # --- set-up ---------------------------------------------------------------------------------
-    def _prepare_out_dir(self) -> None:
-        try:
-            (self.out / "samples").mkdir(parents=True, exist_ok=True)
-            (self.out / "checkpoints").mkdir(exist_ok=True)
-            probe = self.out / f".write-test-{os.getpid()}"  # one per process: ranks probe at once
-            probe.write_text("")
-            probe.unlink()
-        except OSError as e:
-            raise UserError(f"cannot write to --out '{self.out}': {e.strerror or e}") from None
-
-    def _lr_factor(self, step: int) -> float:
-        s = self.cfg.schedule
-        if s.kind == "constant":
-            return 1.0
-        start = int(s.decay_start * self.cfg.steps)
-        return 1.0 if step < start else max(0.0, 1.0 - (step - start) / max(1, self.cfg.steps - start))
+        self.start_state = None if checkpoint.list_checkpoints(self.out / "checkpoints") else self.snapshot()
 
     # --- the loop ---------------------------------------------------------------------------------
     def fit(self) -> Dict:
@@ -184,7 +109,7 @@ class Trainer:
                     break
                 drawn, finite = self._iteration(running)
                 if not bool(finite):  # the one per-step host sync
-                    self._roll_back()
+                    state.roll_back(self)
                     running, images_seen, t_log, n_logged = {}, 0, time.monotonic(), 0
                     continue
                 images_seen += drawn
@@ -254,36 +179,6 @@ class Trainer:
     def _weights_finite(self) -> torch.Tensor:
         params = [p for net in self.all_nets() for p in net.parameters()]
         return torch.stack([torch.isfinite(p).all() for p in params]).all() if params else torch.tensor(True)
-
-    def _roll_back(self) -> None:
-        """Back to the newest checkpoint (or the starting state), with every learning rate times lr_factor."""
-        div, failed = self.cfg.divergence, self.step + 1
-        if self.divergences >= div.retries:
-            raise UserError(
-                f"training diverged at step {failed} (a non-finite loss or weight) after {self.divergences} roll-backs "
-                f"with lower learning rates; lower optim.*.lr or raise divergence.retries"
-            )
-        self.divergences += 1
-        scale = self.lr_scale * div.lr_factor
-        found = checkpoint.list_checkpoints(self.out / "checkpoints")
-        if found:
-            tensors, meta = checkpoint.load(str(found[-1][1]), device=str(self.device))
-        else:
-            tensors, meta = self._start_state
-        load_run_state(self, tensors, meta)
-        ratio, self.lr_scale = scale / self.lr_scale, scale  # the state just loaded ran at its own lr_scale
-        for name, opt in self.optimizers.items():
-            for group in opt.param_groups:
-                group["lr"] *= ratio
-                group["initial_lr"] *= ratio
-            sched = self.schedulers[name]
-            sched.base_lrs = [g["initial_lr"] for g in opt.param_groups]
-            sched._last_lr = [g["lr"] for g in opt.param_groups]
-        if self.ranks.main:
-            self.metrics.truncate_after(self.step)
-            log.warning("step %d: non-finite loss or weight; rolled back to step %d with every learning rate x%g "
-                        "(now x%g of the config's; retry %d of %d)", failed, self.step, div.lr_factor, scale,
-                        self.divergences, div.retries)
 
     def _periodic(self) -> None:
         cfg, step = self.cfg, self.step
@@ -375,100 +270,14 @@ class Trainer:
                 self.best = (record["cfd"], self.step)
         return record
 
-    # --- checkpoints -------------------------------------------------------------------------------
-    def state_tensors(self) -> tuple:
-        tensors: Dict[str, torch.Tensor] = {}
-        meta: Dict = {"optimizers": {}, "schedulers": {}}
-        tensors.update(module_tensors(self.model.checkpointed_modules()))
-        if self.ema is not None:
-            tensors.update(module_tensors(self.ema.nets, AVERAGED))
-        for name, opt in self.optimizers.items():
-            t, m = checkpoint.split_optimizer_state(f"optim.{name}", opt.state_dict())
-            tensors.update(t)
-            meta["optimizers"][name] = m
-            meta["schedulers"][name] = self.schedulers[name].last_epoch
-        tensors["rng.torch"] = torch.get_rng_state()
-        if self.ranks.active:  # every rank's stream, so that a resumed run draws what it would have
-            tensors.update({f"rng.torch.rank{r}": state for r, state in enumerate(distributed.gather_rng(self.device))})
-        if self.device.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-        return tensors, meta
-
+    # --- checkpoints (training/state.py) ------------------------------------------------------------
     def all_nets(self) -> List[nn.Module]:
         """The model's checkpointed modules (G, D, F, D_X, history buffers, ...)."""
         return list(self.model.checkpointed_modules().values())
 
-    def run_meta(self, meta: Dict) -> Dict:
-        """state_tensors' meta with everything else a checkpoint records."""
-        meta.update({
-            "model": self.cfg.model,
-            "config": self.cfg.to_dict(),
-            "data": self.data.info(),
-            "sampler": self.sampler.state_dict(),
-            "elapsed": self.elapsed,
-            "best": list(self.best) if self.best else None,
-            "metrics": {k: v for k, v in self.last_eval.items() if k != "kind"},
-            "lr_scale": self.lr_scale,
-            "grad_scalers": self.precision.state_dict(),
-        })
-        return meta
-
     def snapshot(self) -> tuple:
-        """(tensors, meta) of the current state, copied, in the form load_run_state takes."""
-        tensors, meta = self.state_tensors()
-        meta = copy.deepcopy(self.run_meta(meta))
-        meta["step"] = self.step
-        return {k: v.detach().clone() for k, v in tensors.items()}, meta
+        """(tensors, meta) of the current state, copied: where a roll-back returns to."""
+        return state.snapshot(self)
 
     def save_checkpoint(self) -> Path:
-        tensors, meta = self.state_tensors()
-        meta = self.run_meta(meta)
-        folder = self.out / "checkpoints"
-        path, error = folder / f"step_{self.step:06d}.json", None
-        if self.ranks.main:
-            try:
-                path = checkpoint.save(folder, self.step, tensors, meta)
-            except OSError as e:
-                error = e.strerror or str(e)
-        # the other ranks wait for the write (a roll-back may read it) and learn whether it failed
-        if self.ranks.active and not bool(distributed.all_true(torch.tensor(error is None, device=self.device))):
-            error = error or "it failed on rank 0"
-        if error:
-            raise UserError(f"could not write a checkpoint to {folder}: {error}; the previous checkpoint is intact")
-        if self.ranks.main:
-            checkpoint.prune(folder, self.cfg.checkpoint.keep, protect=self.best[1] if self.best else None)
-        return path
-
-    def _resume(self) -> None:
-        found = checkpoint.list_checkpoints(self.out / "checkpoints")
-        if not found:
-            raise UserError(f"--resume: no checkpoint in '{self.out / 'checkpoints'}' to resume from")
-        tensors, meta = checkpoint.load(str(found[-1][1]), device=str(self.device))
-        if meta["model"] != self.cfg.model:
-            raise UserError(f"--resume: '{self.out}' holds a {meta['model']} run, not {self.cfg.model}")
-        load_run_state(self, tensors, meta)
-        if self.ranks.main:
-            self.metrics.truncate_after(self.step)
-
-
-def load_run_state(trainer: Trainer, tensors: Dict[str, torch.Tensor], meta: Dict) -> None:
-    """Put a trainer back exactly where a checkpoint left it: weights, EMA, optimisers, schedules, RNG, data order."""
-    load_module_tensors(trainer.model.checkpointed_modules(), tensors)
-    if trainer.ema is not None:
-        load_module_tensors(trainer.ema.nets, tensors, (AVERAGED,))
-    for name, opt in trainer.optimizers.items():
-        opt.load_state_dict(checkpoint.join_optimizer_state(f"optim.{name}", tensors, meta["optimizers"][name]))
-        match_layouts(opt)
-        trainer.schedulers[name].last_epoch = meta["schedulers"][name]
-        # the schedule restarts from the stored base rates (lowered, if the run rolled back from a divergence)
-        trainer.schedulers[name].base_lrs = [g["initial_lr"] for g in opt.param_groups]
-        trainer.schedulers[name]._last_lr = [g["lr"] for g in opt.param_groups]
-    torch.set_rng_state(tensors.get(f"rng.torch.rank{trainer.ranks.rank}", tensors["rng.torch"]).cpu())
-    if "rng.cuda" in tensors and trainer.device.type == "cuda":
-        torch.cuda.set_rng_state(tensors["rng.cuda"].cpu(), trainer.device)
-    trainer.sampler.load_state_dict(meta["sampler"])
-    trainer.step, trainer.elapsed = meta["step"], meta.get("elapsed", 0.0)
-    trainer.best = tuple(meta["best"]) if meta.get("best") else None
-    trainer.lr_scale = meta.get("lr_scale", 1.0)
-    trainer.precision.load_state_dict(meta.get("grad_scalers"))
-    trainer.last_eval = dict(meta.get("metrics") or {})
+        return state.save_checkpoint(self)
