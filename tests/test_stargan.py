@@ -20,7 +20,8 @@ from ganforge.errors import UserError
 from ganforge.metrics.attributes import ink, read_attributes
 from ganforge.metrics.digits import digit_metrics
 from ganforge.models import StepContext
-from ganforge.models.stargan import StarDiscriminator, StarGAN, StarGenerator, d_layers, parse_attrs
+from ganforge.models.stargan import StarGAN, parse_attrs
+from ganforge.nn.stargan import StarDiscriminator, StarGenerator, d_layers
 from ganforge.training import checkpoint
 from ganforge.training.trainer import Trainer
 from ganforge.translate import translate_files
