@@ -8,7 +8,8 @@ from PIL import Image
 import ganforge
 from ganforge import cli
 from ganforge.errors import UserError
-from ganforge.explore import Explorer, parse_seeds, slerp
+from ganforge.explore import Explorer, slerp
+from ganforge.explore.command import parse_seeds
 from ganforge.imaging.grid import make_grid
 
 from conftest import make_trainer

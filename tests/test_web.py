@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from support_web import digit, png_file, serving, trained_runs, zscale_truncation
-from ganforge.web.server import capabilities
+from ganforge.models.base import Capability
+from ganforge.web.operations import page_capabilities
 
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -193,11 +194,12 @@ def test_training_report(page):
     assert page.tab.locator("#report-latest tr").count() >= 3
 
 
-def test_truncation_slider_appears_with_the_hook(browser, runs):
+def test_truncation_slider_appears_with_the_declaration(browser, runs):
     def prepare(app):
         model = app.entries[0].model
+        model.capabilities = model.capabilities | {Capability.TRUNCATION}
         model.truncate = zscale_truncation(model)
-        app.entries[0].caps = capabilities(model)
+        app.entries[0].caps = page_capabilities(model)
 
     with serving([runs["dcgan"]], prepare=prepare) as (url, _):
         tab = Page(browser, url + "/")

@@ -11,7 +11,11 @@ import torch
 
 import ganforge
 from ganforge import cli
-from ganforge.web.server import HTTPError, Worker, capabilities, host_warning, slerp
+from ganforge.explore import slerp
+from ganforge.models.base import Capability
+from ganforge.web.operations import page_capabilities
+from ganforge.web.server import Worker, host_warning
+from ganforge.web.validation import HTTPError
 from support_web import TRANSLATORS, call, decode, digit, grid_of, png_file, request, serving, trained_runs, zscale_truncation
 
 
@@ -170,12 +174,13 @@ def test_a_lone_checkpoint_has_no_report(runs, tmp_path):
 
 
 def test_truncation_and_style_mixing_hooks_light_up_their_routes(runs):
-    """What a family offers through `truncate` and `mix` (StyleGAN's) reaches the page."""
+    """What a family declares it offers through `truncate` and `mix` (StyleGAN's) reaches the page."""
     def prepare(app):
         model = app.entries[0].model
+        model.capabilities = model.capabilities | {Capability.TRUNCATION, Capability.STYLE_MIXING}
         model.truncate = zscale_truncation(model)
         model.mix = lambda z_a, z_b, levels, labels=None: model.G(z_b if levels else z_a, labels)
-        app.entries[0].caps = capabilities(model)
+        app.entries[0].caps = page_capabilities(model)
 
     with serving([runs["dcgan"]], prepare=prepare) as (url, app):
         model = app.entries[0].model

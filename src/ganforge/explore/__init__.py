@@ -1,16 +1,12 @@
-"""`ganforge explore`: pictures of a trained generator's latent space.
+"""Pictures of a trained generator's latent space (`ganforge explore`, whose flags are in explore/command.py).
 
-    ganforge explore RUN mix         --out mix.png    [--rows 3] [--cols 5] [--seed S] [--truncation PSI]
-    ganforge explore RUN interpolate --out strip.png  [--seeds 0,1,2] [--steps 8] [--space w|z]
-    ganforge explore RUN gif         --out walk.gif   [--seeds 0,1,2,3] [--steps 16] [--space w|z] [--fps 12]
-
-- mix: the style-mixing grid of StyleGAN figure 3. The top row holds the source-B images, the left
-  column the source-A images; each cell is A with the styles of one level (coarse, middle or fine; one
-  block of rows per level) taken from B. Needs a model with styles (stylegan).
-- interpolate: one strip per consecutive pair of seeds, from one image to the next: lerp in W (StyleGAN
+- the style-mixing grid of StyleGAN figure 3: the top row holds the source-B images, the left column the
+  source-A images; each cell is A with the styles of one level (coarse, middle or fine; one block of rows per
+  level) taken from B. Needs a model that declares style mixing (Capability.STYLE_MIXING: stylegan).
+- interpolation strips, one per consecutive pair of seeds, from one image to the next: lerp in W (StyleGAN
   section 4: W is the disentangled space, so straight lines in it stay among images) or slerp in Z (White
   2016: Gaussian latents live near a sphere, which straight lines leave). Z works for every noise model.
-- gif: the same walk through all the seeds and back to the first, as an animated GIF.
+- a GIF: the same walk through all the seeds and back to the first.
 
 Seed S names the latent `ganforge sample --seed S` draws first, so a picture can be matched to a sample.
 """
@@ -22,9 +18,11 @@ from typing import List, Optional, Sequence
 import torch
 
 from ganforge.config import MAX_SEED
+from ganforge.data.catalogue import Kind
 from ganforge.errors import UserError
 from ganforge.imaging.grid import make_grid
 from ganforge.imaging.io import check_writable
+from ganforge.models.base import Capability
 
 Tensor = torch.Tensor
 LEVELS = ("coarse", "middle", "fine")
@@ -41,33 +39,23 @@ def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
     return torch.where(sin_omega.abs() < 1e-6, torch.lerp(a, b, t), spherical)
 
 
-def parse_seeds(text: str) -> List[int]:
-    """'0,1,5' -> [0, 1, 5]."""
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds must be comma-separated whole numbers, e.g. 0,1,2; got '{text}'") from None
-    if any(not 0 <= s <= MAX_SEED for s in seeds):
-        raise UserError(f"--seeds must be between 0 and {MAX_SEED}, got '{text}'")
-    return seeds
-
-
 class Explorer:
     """A loaded generator (ganforge.load) and the latent-space pictures it can make."""
 
     def __init__(self, generator, label=None):
         self.g, self.model, self.device = generator, generator.model, generator.device
-        if getattr(self.model, "translates", False) or self.model.needs not in ("images", "labels"):
+        if self.model.translates or self.model.needs not in (Kind.IMAGES, Kind.LABELS):
             raise UserError(f"{self.g.meta['model']} translates images; explore needs a model that generates from noise")
         self.label = None
-        if self.model.needs == "labels":  # a conditional model keeps one class along every path
+        if self.model.conditional:  # a conditional model keeps one class along every path
             self.label = generator.label_index(0 if label is None else label)
         elif label is not None:
             generator.label_index(label)  # raises the not-conditional error
 
     @property
     def has_styles(self) -> bool:
-        return callable(getattr(self.model, "mix", None))
+        """A style space: a W to walk in, and styles to mix."""
+        return self.model.can(Capability.STYLE_MIXING)
 
     def latents(self, seeds: Sequence[int]) -> Tensor:
         """(len(seeds), z_dim): seed s's latent is the first of `ganforge sample --seed s`."""
@@ -160,54 +148,3 @@ class Explorer:
 def _check_count(value: int, name: str, low: int, high: int) -> None:
     if not low <= value <= high:
         raise UserError(f"{name} must be between {low} and {high}, got {value}")
-
-
-# --- the command ----------------------------------------------------------------------------------
-
-def add_arguments(parser) -> None:
-    parser.add_argument("run", help="a run folder or checkpoint of a noise-to-image model")
-    parser.add_argument("what", choices=["mix", "interpolate", "gif"],
-                        help="mix: style-mixing grid; interpolate: strips between seeds; gif: an animated walk")
-    parser.add_argument("--out", required=True, help="the picture to write (.png, or .gif for gif)")
-    parser.add_argument("--seed", type=int, default=0, help="mix: the first seed (A rows, then B columns)")
-    parser.add_argument("--rows", type=int, default=3, help="mix: source-A images per level")
-    parser.add_argument("--cols", type=int, default=5, help="mix: source-B images")
-    parser.add_argument("--levels", default="coarse,middle,fine", help="mix: the style levels, in row order")
-    parser.add_argument("--seeds", default="0,1,2,3", help="interpolate, gif: the seeds to pass through, in order")
-    parser.add_argument("--steps", type=int, help="interpolate, gif: images per leg, both ends included (default 8, gif 16)")
-    parser.add_argument("--space", choices=SPACES, help="interpolate, gif: lerp in W or slerp in Z (default w where the model has one)")
-    parser.add_argument("--fps", type=float, default=12.0, help="gif: frames per second")
-    parser.add_argument("--truncation", type=float, help="psi in (0, 1]: pull every latent towards the average w")
-    parser.add_argument("--label", help="conditional models: the class to keep along every path")
-    parser.add_argument("--device", default="cpu")
-
-
-def run(args) -> int:
-    from ganforge import api
-    from ganforge.imaging.io import write_png
-
-    g = api.load(args.run, device=args.device)
-    explorer = Explorer(g, args.label)
-    psi = 1.0
-    if args.truncation is not None:
-        api.check_truncation(g, args.truncation)
-        psi = args.truncation
-    space = args.space or ("w" if explorer.has_styles else "z")
-    out = Path(args.out)
-    if args.what == "gif":
-        if out.suffix.lower() != ".gif":
-            raise UserError(f"--out must end in .gif for an animation, got '{args.out}'")
-        explorer.gif(out, parse_seeds(args.seeds), args.steps or 16, space, psi, args.fps)
-    else:
-        if args.what == "mix":
-            levels = [lv.strip() for lv in args.levels.split(",") if lv.strip()]
-            bad = [lv for lv in levels if lv not in LEVELS]
-            if bad or not levels:
-                raise UserError(f"--levels must be a comma-separated choice of {', '.join(LEVELS)}, got '{args.levels}'")
-            grid = explorer.mixing_grid(args.rows, args.cols, args.seed, psi, levels)
-        else:
-            grid = explorer.strip(parse_seeds(args.seeds), args.steps or 8, space, psi)
-        scale = max(1, 64 // g.model.size)
-        write_png(out, grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2).permute(1, 2, 0).numpy())
-    print(f"{args.what} -> {out}")
-    return 0

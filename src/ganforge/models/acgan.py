@@ -1,5 +1,9 @@
 """ACGAN (Odena et al. 2017): G conditioned on the class, D with an auxiliary classifier head."""
+import torch
+
 from ganforge import losses
+from ganforge.data.catalogue import Kind
+from ganforge.models.base import Capability
 from ganforge.models.registry import register
 from ganforge.models.dcgan import DCGAN
 
@@ -9,7 +13,8 @@ class ACGAN(DCGAN):
     name = "acgan"
     paper = "Odena et al. 2017, Conditional Image Synthesis with Auxiliary Classifier GANs"
     summary = "class-conditional G; D predicts real/fake and the class (log-likelihood of the right class)"
-    needs = "labels"
+    needs = Kind.LABELS
+    capabilities = DCGAN.capabilities | {Capability.CLASSIFY}
     # DCGAN's networks and small-data recipe (it beat batch norm with Adam beta1 0.5 on mnist5k), the paper's batch
     defaults = {**DCGAN.defaults, "batch_size": 100}
     # appendix, CIFAR-10 set-up: batch norm in D, Adam 2e-4 (0.5, 0.999), no EMA
@@ -37,3 +42,9 @@ class ACGAN(DCGAN):
         adv, cls = losses.split_scores(self.score(fake), self.n_classes)
         classification = losses.classification(cls, labels)
         return {"loss": losses.g_loss(self.cfg.loss, adv) + classification, "cls": classification.detach()}
+
+    @torch.no_grad()
+    def judge(self, images, labels=None):
+        """Real or fake from the adversarial score; the class from the auxiliary head."""
+        adv, logits = losses.split_scores(self.D(images, None), self.n_classes)
+        return self.verdict(adv, class_probabilities=torch.softmax(logits, dim=1))

@@ -13,12 +13,14 @@ again. Earlier critic steps (n_critic > 1) generate under no_grad.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from enum import Enum
+from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from ganforge import losses
+from ganforge.data.catalogue import Kind
 from ganforge.errors import UserError
 from ganforge.nn.augment import DiffAugment
 
@@ -53,6 +55,42 @@ def load_module_tensors(modules: Dict[str, nn.Module], tensors: Dict[str, Tensor
     return loaded
 
 
+class Capability(Enum):
+    """What a family can do beyond training and its kind (`translates`, `needs`). A family declares its own in
+    `capabilities`; front ends ask `model.can(...)`. Each names the methods that serve it, whose defaults in
+    GANModel say "not supported"."""
+
+    TRUNCATION = "truncation"  # truncate(z, psi, labels), sample(..., truncation=psi): the truncation trick
+    STYLE_MIXING = "style_mixing"  # mix(z_a, z_b, levels, labels), styles(z, psi), synthesize(ws): a style space
+    MASK = "mask"  # translation fills the hole that a mask channel of the input marks (inpainting)
+    ATTRIBUTES = "attributes"  # translation into target attributes: read_attributes, check_settings, target_for
+    JUDGE = "judge"  # judge(images, labels) -> Verdict: D's verdict on images
+    JUDGE_AS_CLASS = "judge_as_class"  # D takes the class: its verdict says "a real 3?", per class (CGAN)
+    CLASSIFY = "classify"  # D's auxiliary head names the class (ACGAN)
+
+
+# Losses under which D's output is a logit of "real", so its sigmoid is a probability.
+LOGIT_LOSSES = ("minimax", "nonsaturating")
+
+
+@dataclass
+class Verdict:
+    """D's verdict on N images; higher scores read as more real."""
+
+    score: Tensor  # (N,) D's raw output per image (a patch map's mean; a critic's unbounded score)
+    probability: Optional[Tensor] = None  # (N,) P(real), where D's output is a logit (LOGIT_LOSSES)
+    as_class: Optional[Tensor] = None  # (N, K) the score of each image judged as each class (JUDGE_AS_CLASS)
+    class_probabilities: Optional[Tensor] = None  # (N, K) D's guess of the class (CLASSIFY)
+    attribute_probabilities: Optional[Tensor] = None  # (N, K) D's reading of each attribute (StarGAN's D_cls)
+
+
+def check_psi(psi) -> float:
+    """The truncation psi as a float in (0, 1], else one clear line."""
+    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0.0 < psi <= 1.0:
+        raise UserError(f"truncation must be in (0, 1] (1 = none, 0.7 is typical), got {psi}")
+    return float(psi)
+
+
 @dataclass(frozen=True)
 class Phase:
     name: str  # "D", "G", ...: also the key of the optimiser it steps
@@ -75,7 +113,7 @@ class GANModel(nn.Module):
     name: str = ""
     paper: str = ""  # the reference, shown by `ganforge models`
     summary: str = ""
-    needs: str = "images"  # images | labels | paired | unpaired | attributes
+    needs: Kind = Kind.IMAGES  # the data it trains on: images | labels | paired | unpaired | attributes
     defaults: Dict = {}  # overrides of the trainer's defaults plus the family's own hyperparameters
     # The paper's values where `defaults` differ, by dotted key into the resolved config ("optim.G.lr"): the
     # value itself where the setting takes it (`--set key=value` restores it), else words ("200 epochs").
@@ -85,6 +123,11 @@ class GANModel(nn.Module):
     # the modules a checkpoint holds, by attribute name: the networks, and state such as history buffers
     checkpointed: Tuple[str, ...] = ("G", "D")
     translates: bool = False  # image-to-image families make outputs from input images, not from noise
+    capabilities: FrozenSet[Capability] = frozenset({Capability.JUDGE})  # what else it can do (Capability)
+    directions: Tuple[str, ...] = ()  # the directions `translate` takes ("a2b", and "b2a" for two generators)
+    scale: int = 1  # a translation's output size / its input size (super-resolution: 2 or 4)
+    attribute_names: Sequence[str] = ()  # ATTRIBUTES: the target attributes, in order
+    attribute_groups: Sequence[Sequence[str]] = ()  # ATTRIBUTES: groups of which one member at most is set
     # trainer settings this family has no use for: absent from its config, so setting one is refused
     unused_settings: Tuple[str, ...] = ()
     adversarial_losses: Tuple[str, ...] = losses.ADVERSARIAL_LOSSES  # the values its `loss` setting takes
@@ -97,8 +140,22 @@ class GANModel(nn.Module):
         self.n_classes = len(info.get("classes") or [])
         augment = cfg.get("augment") or {"policy": "", "p": 1.0}
         self.augment = DiffAugment(augment["policy"], augment["p"])
-        if self.needs == "labels" and not self.n_classes:
+        if self.needs == Kind.LABELS and not self.n_classes:
             raise UserError(f"{self.name} is class-conditional but the data '{info['name']}' has no labels: use a folder with one sub-folder per class")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.needs = Kind(cls.needs)  # the word is accepted; a word that is no Kind fails on import
+        cls.capabilities = frozenset(Capability(c) for c in cls.capabilities)
+
+    def can(self, capability: Capability) -> bool:
+        """Whether this family declares `capability`: what a front end asks before offering it."""
+        return capability in self.capabilities
+
+    @property
+    def conditional(self) -> bool:
+        """Generates a class asked for (labels as G's input)."""
+        return self.needs == Kind.LABELS
 
     @classmethod
     def check_config(cls, cfg) -> None:
@@ -132,14 +189,19 @@ class GANModel(nn.Module):
         """Runs after the optimiser step of a phase (weight clipping lives here)."""
 
     @torch.no_grad()
-    def sample(self, n: int, labels: Optional[Tensor] = None, generator: Optional[torch.Generator] = None, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
-        """n images (n, C, H, W) in [-1, 1]; `nets` replaces networks by name (the EMA copies)."""
+    def sample(self, n: int, labels: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+               nets: Optional[Dict[str, nn.Module]] = None, truncation: Optional[float] = None) -> Tensor:
+        """n images (n, C, H, W) in [-1, 1]; `nets` replaces networks by name (the EMA copies); `truncation`
+        psi goes to `truncate` (TRUNCATION)."""
         G = (nets or {}).get("G", self.G)
         device = next(G.parameters()).device
         z = self.latent(n, generator, device)
         if self.n_classes and labels is None:
             labels = torch.arange(n, device=device) % self.n_classes
-        return G(z, labels.to(device) if labels is not None else None)
+        labels = labels.to(device) if labels is not None else None
+        if truncation is not None:
+            return self.truncate(z, truncation, labels, nets=nets)
+        return G(z, labels)
 
     # --- image-to-image families (translates = True) -----------------------------------------
     def translate(self, x: Tensor, direction: str = "a2b", nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
@@ -216,3 +278,40 @@ class GANModel(nn.Module):
         labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
         out = self.score(torch.cat([real, fake]), labels)
         return out[: real.shape[0]], out[real.shape[0] :]
+
+    # --- optional capabilities (Capability): the defaults say "not supported" -----------------------
+    def _unsupported(self, what: str) -> UserError:
+        return UserError(f"{self.name} has no {what}")
+
+    def truncate(self, z: Tensor, psi: float, labels: Optional[Tensor] = None, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """TRUNCATION: images (N, C, H, W) in [-1, 1] from latents (N, z_dim) pulled towards the average by psi
+        in (0, 1] (Karras et al. 2019, section 3.2; Brock et al. 2019)."""
+        raise self._unsupported("truncation trick")
+
+    def mix(self, z_a: Tensor, z_b: Tensor, levels: Sequence[str], labels: Optional[Tensor] = None, psi: float = 1.0,
+            nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """STYLE_MIXING: images of z_a whose styles at `levels` (coarse, middle, fine) come from z_b."""
+        raise self._unsupported("styles to mix")
+
+    def styles(self, z: Tensor, psi: float = 1.0, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """STYLE_MIXING: latents (N, z_dim) -> styles (N, num_ws, w_dim), truncated by psi."""
+        raise self._unsupported("style space")
+
+    def synthesize(self, ws: Tensor, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """STYLE_MIXING: styles (N, num_ws, w_dim) -> images (N, C, H, W) in [-1, 1]."""
+        raise self._unsupported("style space")
+
+    def read_attributes(self, x: Tensor, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """ATTRIBUTES: the attributes images (N, C, H, W) in [-1, 1] show, float (N, K) in {0, 1}."""
+        raise self._unsupported("attributes")
+
+    @torch.no_grad()
+    def judge(self, images: Tensor, labels: Optional[Tensor] = None) -> Verdict:
+        """JUDGE: D's verdict on images (N, C, H, W) in [-1, 1], un-augmented; this default is the plain head,
+        one score per image. `labels` (N,) are for a D that takes the class (JUDGE_AS_CLASS)."""
+        return self.verdict(self.D(images, None))
+
+    def verdict(self, scores: Tensor, **heads) -> Verdict:
+        """A Verdict from D's scores (N, ...), a map's mean per image; a probability where they are logits."""
+        score = scores.reshape(scores.shape[0], -1).mean(dim=1)
+        return Verdict(score, torch.sigmoid(score) if self.cfg.loss in LOGIT_LOSSES else None, **heads)

@@ -5,7 +5,11 @@ digit after 5 CPU-minutes, so the default networks are DCGAN's convolutional one
 conditioning: the one-hot label joined to z (100-d) in G, and as ten constant label planes joined to the
 image's channels in D.
 """
+import torch
+
+from ganforge.data.catalogue import Kind
 from ganforge.errors import UserError
+from ganforge.models.base import Capability
 from ganforge.models.registry import register
 from ganforge.models.dcgan import DCGAN, check_conv_settings, conv_networks
 from ganforge.models.gan import GAN
@@ -16,7 +20,8 @@ class CGAN(GAN):
     name = "cgan"
     paper = "Mirza & Osindero 2014, Conditional Generative Adversarial Nets"
     summary = "GAN with the class label joined to z (100-d) in G and to the image in D"
-    needs = "labels"
+    needs = Kind.LABELS
+    capabilities = GAN.capabilities | {Capability.JUDGE_AS_CLASS}
     # the conv networks take DCGAN's small-data recipe; `networks=mlp` gives the paper's MLPs
     defaults = {
         **GAN.defaults,
@@ -55,3 +60,14 @@ class CGAN(GAN):
         if cfg.networks == "mlp":
             return super().networks(cfg)
         return conv_networks(cfg, self.channels, self.size, g_classes=self.n_classes, d_classes=self.n_classes)
+
+    @torch.no_grad()
+    def judge(self, images, labels=None):
+        """D takes the class, so each image is judged as every class ("a real 3?"); the score is that of
+        `labels`, or of the class D finds most real."""
+        n, k = images.shape[0], self.n_classes
+        classes = torch.arange(k, device=images.device).repeat(n)
+        as_class = self.D(images.repeat_interleave(k, dim=0), classes).reshape(n, k)
+        if labels is None:
+            return self.verdict(as_class.amax(dim=1), as_class=as_class)
+        return self.verdict(as_class.gather(1, labels.to(images.device).view(n, 1)), as_class=as_class)

@@ -18,7 +18,8 @@ import torch
 from ganforge import losses
 from ganforge.errors import UserError
 from ganforge.models.registry import register
-from ganforge.models.base import Phase
+from ganforge.data.catalogue import Kind
+from ganforge.models.base import Capability, Phase
 from ganforge.models.pix2pix import PAPER_ADAM, ImageToImageModel, _as_batch, _batched
 from ganforge.nn.patchgan import PatchDiscriminator, patch_layers
 from ganforge.nn.resnet import ResnetGenerator, resnet_blocks
@@ -32,7 +33,8 @@ class CycleGAN(ImageToImageModel):
     name = "cyclegan"
     paper = "Zhu et al. 2017, Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks"
     summary = "G: X->Y, F: Y->X (ResNet), PatchGANs D_X, D_Y, LSGAN + 10 * cycle + 5 * identity, 50-image pools; unpaired"
-    needs = "unpaired"
+    needs = Kind.UNPAIRED
+    capabilities = frozenset({Capability.JUDGE})
     directions = ("a2b", "b2a")
     ema_nets = ("G", "F")
     checkpointed = ("G", "F", "D_X", "D_Y", "pool_X", "pool_Y")
@@ -122,6 +124,13 @@ class CycleGAN(ImageToImageModel):
     def translate(self, x: Tensor, direction: str = "a2b", nets=None) -> Tensor:
         self.check_direction(direction)
         return self.net("G" if direction == "a2b" else "F", nets)(x)
+
+    @torch.no_grad()
+    def judge(self, images, labels=None, side: str = "b"):
+        """D_Y on images of Y (side b, what G makes), D_X on images of X (side a); each PatchGAN's map averaged."""
+        if side not in ("a", "b"):
+            raise UserError(f"side must be a or b, got '{side}'")
+        return self.verdict((self.D_Y if side == "b" else self.D_X)(images))
 
     def preview(self, batch, nets=None):
         G, F = self.net("G", nets), self.net("F", nets)

@@ -1,5 +1,6 @@
 """DCGAN (Radford et al. 2015) with a small-data recipe that trains on 4,000 digits in minutes on a CPU."""
 from ganforge import losses
+from ganforge.data.catalogue import Kind
 from ganforge.errors import UserError
 from ganforge.models.registry import register
 from ganforge.models.base import GANModel
@@ -52,11 +53,11 @@ class DCGAN(GANModel):
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
-        conditional = self.n_classes if self.needs == "labels" else 0
+        conditional = self.n_classes if self.needs == Kind.LABELS else 0
         self.G, self.D = conv_networks(cfg, self.channels, self.size, g_classes=conditional, aux_classes=self.aux_classes)
 
     def random_labels(self, n, device):
-        return super().random_labels(n, device) if self.needs == "labels" else None
+        return super().random_labels(n, device) if self.needs == Kind.LABELS else None
 
     def d_step(self, batch, ctx):
         fake, _ = self.make_fake(batch["image"].shape[0], batch["image"].device, ctx)

@@ -1,5 +1,6 @@
 """The original GAN (Goodfellow et al. 2014): MLP generator and discriminator, k D steps per G step."""
 from ganforge import losses
+from ganforge.data.catalogue import Kind
 from ganforge.errors import UserError
 from ganforge.models.registry import register
 from ganforge.models.base import GANModel
@@ -52,15 +53,15 @@ class GAN(GANModel):
     def networks(self, cfg):
         """(G, D): the MLPs, with the one-hot label joined to their inputs when the family is conditional."""
         shape = (self.channels, self.size, self.size)
-        conditional = self.n_classes if self.needs == "labels" else 0
+        conditional = self.n_classes if self.needs == Kind.LABELS else 0
         return (MLPGenerator(cfg.z_dim, shape, cfg.hidden_g, n_classes=conditional),
                 MLPDiscriminator(shape, cfg.hidden_d, n_classes=conditional, dropout=cfg.dropout))
 
     def random_labels(self, n, device):
-        return super().random_labels(n, device) if self.needs == "labels" else None
+        return super().random_labels(n, device) if self.needs == Kind.LABELS else None
 
     def d_step(self, batch, ctx):
-        real, real_labels = batch["image"], batch.get("label") if self.needs == "labels" else None
+        real, real_labels = batch["image"], batch.get("label") if self.needs == Kind.LABELS else None
         fake, fake_labels = self.make_fake(real.shape[0], real.device, ctx)
         d_real, d_fake = self.score_pair(real, fake, real_labels, fake_labels)
         return {"loss": losses.d_loss(self.cfg.loss, d_real, d_fake)}

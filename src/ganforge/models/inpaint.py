@@ -17,6 +17,8 @@ import torch
 
 from ganforge import losses
 from ganforge.errors import UserError
+from ganforge.data.catalogue import Kind
+from ganforge.models.base import Capability
 from ganforge.models.registry import register
 from ganforge.models.pix2pix import Pix2Pix, _as_batch, _batched
 
@@ -47,8 +49,8 @@ class Inpaint(Pix2Pix):
     name = "inpaint"
     paper = "Isola et al. 2017 (pix2pix) on masked inputs, as in Pathak et al. 2016, Context Encoders"
     summary = "pix2pix filling random rectangular holes; the mask is an extra input channel"
-    needs = "images"
-    takes_mask = True
+    needs = Kind.IMAGES
+    capabilities = Pix2Pix.capabilities | {Capability.MASK}
     defaults = {
         **Pix2Pix.defaults,
         "data": "mnist5k",

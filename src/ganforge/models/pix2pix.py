@@ -15,7 +15,8 @@ from ganforge import losses
 from ganforge.errors import UserError
 from ganforge.imaging.transforms import match_channels
 from ganforge.models.registry import register
-from ganforge.models.base import GANModel
+from ganforge.data.catalogue import Kind
+from ganforge.models.base import Capability, GANModel
 from ganforge.nn.patchgan import PatchDiscriminator, patch_layers
 from ganforge.nn.unet import UNetGenerator
 
@@ -28,9 +29,8 @@ class ImageToImageModel(GANModel):
     sample grids of inputs next to outputs, quality figures on held-out pairs."""
 
     translates = True
+    capabilities = frozenset()  # each family declares its own D's verdict
     directions: Tuple[str, ...] = ("a2b",)  # what `ganforge translate --direction` may ask of this family
-    scale = 1  # output size / input size (super-resolution: 2 or 4)
-    takes_mask = False  # inpainting: translation needs a mask of the pixels to fill in
     unused_settings = ("augment",)  # their discriminators see un-augmented pairs, as in the papers
 
     def __init__(self, cfg, info: Dict):
@@ -40,6 +40,9 @@ class ImageToImageModel(GANModel):
 
     def sample(self, n, labels=None, generator=None, nets=None):
         raise UserError(f"{self.name} translates images rather than sampling from noise: use `ganforge translate RUN INPUT...`")
+
+    def judge(self, images, labels=None):
+        raise self._unsupported("discriminator to ask about a lone image")
 
     def net(self, name: str, nets: Optional[Dict[str, nn.Module]]) -> nn.Module:
         """A network by name, or its EMA copy when `nets` holds one."""
@@ -82,7 +85,8 @@ class Pix2Pix(ImageToImageModel):
     name = "pix2pix"
     paper = "Isola et al. 2017, Image-to-Image Translation with Conditional Adversarial Networks"
     summary = "U-Net G with dropout, PatchGAN D on (input, output), GAN + 100 * L1; paired data"
-    needs = "paired"
+    needs = Kind.PAIRED
+    capabilities = frozenset({Capability.JUDGE})
     defaults = {
         "data": "mnist5k-edges",
         "width": 0,  # 0 = by size: ngf = ndf = 64 from 128 px (appendix 6.1); 32 below, for CPU runs on small images
@@ -166,6 +170,14 @@ class Pix2Pix(ImageToImageModel):
     def translate(self, x: Tensor, direction: str = "a2b", nets=None) -> Tensor:
         self.check_direction(direction)
         return self.generate(x, nets)
+
+    @torch.no_grad()
+    def judge(self, images, labels=None, source=None):
+        """D judges (input, output) pairs, so it needs the inputs `source` (N, C_in, H, W) that the images
+        answer; the PatchGAN's map averaged per image."""
+        if source is None:
+            raise UserError(f"{self.name}'s D judges (input, output) pairs: give the inputs as source")
+        return self.verdict(self.D(torch.cat([source, images], dim=1)))
 
     def preview(self, batch, nets=None):
         x, y = self.source_target(batch)

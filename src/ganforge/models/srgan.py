@@ -21,6 +21,8 @@ import torch.nn.functional as F
 
 from ganforge import losses
 from ganforge.errors import UserError
+from ganforge.data.catalogue import Kind
+from ganforge.models.base import Capability
 from ganforge.models.registry import register
 from ganforge.models.pix2pix import ImageToImageModel, _as_batch, _batched
 from ganforge.nn.srresnet import SRDiscriminator, SRResNet, sr_steps
@@ -117,7 +119,8 @@ class SRGAN(ImageToImageModel):
     name = "srgan"
     paper = "Ledig et al. 2017, Photo-Realistic Single Image Super-Resolution Using a GAN"
     summary = "x2/x4 super-resolution: SRResNet G with pixel shuffle, content (pixel [+ feature]) + 1e-3 adversarial loss"
-    needs = "images"  # LR/HR pairs, or single images made into pairs on the fly
+    needs = Kind.IMAGES  # LR/HR pairs, or single images made into pairs on the fly
+    capabilities = frozenset({Capability.JUDGE})
     defaults = {
         "data": "mnist5k-sr4",
         "scale": 4,  # x4 (section 3); pairs set it from their sizes
@@ -190,6 +193,11 @@ class SRGAN(ImageToImageModel):
     def translate(self, x: Tensor, direction: str = "a2b", nets=None) -> Tensor:
         self.check_direction(direction)
         return self.net("G", nets)(x)
+
+    @torch.no_grad()
+    def judge(self, images, labels=None):
+        """D on high-resolution images (N, C, size_b, size_b)."""
+        return self.verdict(self.D(images))
 
     def preview(self, batch, nets=None):
         low, high = self.low_high(batch)

@@ -20,7 +20,7 @@ from torch import nn
 from ganforge import losses
 from ganforge.errors import UserError
 from ganforge.models.registry import register
-from ganforge.models.base import GANModel
+from ganforge.models.base import Capability, GANModel, check_psi
 from ganforge.nn.stylegan import StyleDiscriminator, StyleGenerator, crossover_mask, mix_styles
 
 Tensor = torch.Tensor
@@ -30,18 +30,12 @@ Tensor = torch.Tensor
 ADAM = {"name": "adam", "lr": 0.01, "betas": [0.0, 0.99]}
 
 
-def check_psi(psi) -> float:
-    """The truncation psi as a float in (0, 1], else one clear line."""
-    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0.0 < psi <= 1.0:
-        raise UserError(f"truncation must be in (0, 1] (1 = none, 0.7 is typical), got {psi}")
-    return float(psi)
-
-
 @register
 class StyleGAN(GANModel):
     name = "stylegan"
     paper = "Karras et al. 2019, A Style-Based Generator Architecture for GANs (+ StyleGAN2, Karras et al. 2020)"
     summary = "mapping network to W, modulated convolutions, noise inputs, style mixing, truncation, R1, EMA"
+    capabilities = GANModel.capabilities | {Capability.TRUNCATION, Capability.STYLE_MIXING}
     defaults = {
         "z_dim": 128,
         "w_dim": 128,

@@ -1,0 +1,78 @@
+"""`ganforge explore`: its flags, read into calls of the Explorer (explore/__init__.py).
+
+    ganforge explore RUN mix         --out mix.png    [--rows 3] [--cols 5] [--seed S] [--truncation PSI]
+    ganforge explore RUN interpolate --out strip.png  [--seeds 0,1,2] [--steps 8] [--space w|z]
+    ganforge explore RUN gif         --out walk.gif   [--seeds 0,1,2,3] [--steps 16] [--space w|z] [--fps 12]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+from ganforge.config import MAX_SEED
+from ganforge.errors import UserError
+from ganforge.explore import LEVELS, SPACES, Explorer
+
+
+def parse_seeds(text: str) -> List[int]:
+    """'0,1,5' -> [0, 1, 5]."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds must be comma-separated whole numbers, e.g. 0,1,2; got '{text}'") from None
+    if any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise UserError(f"--seeds must be between 0 and {MAX_SEED}, got '{text}'")
+    return seeds
+
+
+def parse_levels(text: str) -> List[str]:
+    """'coarse,fine' -> ["coarse", "fine"]."""
+    levels = [lv.strip() for lv in text.split(",") if lv.strip()]
+    if not levels or any(lv not in LEVELS for lv in levels):
+        raise UserError(f"--levels must be a comma-separated choice of {', '.join(LEVELS)}, got '{text}'")
+    return levels
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run", help="a run folder or checkpoint of a noise-to-image model")
+    parser.add_argument("what", choices=["mix", "interpolate", "gif"],
+                        help="mix: style-mixing grid; interpolate: strips between seeds; gif: an animated walk")
+    parser.add_argument("--out", required=True, help="the picture to write (.png, or .gif for gif)")
+    parser.add_argument("--seed", type=int, default=0, help="mix: the first seed (A rows, then B columns)")
+    parser.add_argument("--rows", type=int, default=3, help="mix: source-A images per level")
+    parser.add_argument("--cols", type=int, default=5, help="mix: source-B images")
+    parser.add_argument("--levels", default="coarse,middle,fine", help="mix: the style levels, in row order")
+    parser.add_argument("--seeds", default="0,1,2,3", help="interpolate, gif: the seeds to pass through, in order")
+    parser.add_argument("--steps", type=int, help="interpolate, gif: images per leg, both ends included (default 8, gif 16)")
+    parser.add_argument("--space", choices=SPACES, help="interpolate, gif: lerp in W or slerp in Z (default w where the model has one)")
+    parser.add_argument("--fps", type=float, default=12.0, help="gif: frames per second")
+    parser.add_argument("--truncation", type=float, help="psi in (0, 1]: pull every latent towards the average w")
+    parser.add_argument("--label", help="conditional models: the class to keep along every path")
+    parser.add_argument("--device", default="cpu")
+
+
+def run(args) -> int:
+    from ganforge import api
+    from ganforge.imaging.io import write_png
+
+    g = api.load(args.run, device=args.device)
+    explorer = Explorer(g, args.label)
+    psi = 1.0
+    if args.truncation is not None:
+        api.check_truncation(g, args.truncation)
+        psi = args.truncation
+    space = args.space or ("w" if explorer.has_styles else "z")
+    out = Path(args.out)
+    if args.what == "gif":
+        if out.suffix.lower() != ".gif":
+            raise UserError(f"--out must end in .gif for an animation, got '{args.out}'")
+        explorer.gif(out, parse_seeds(args.seeds), args.steps or 16, space, psi, args.fps)
+    else:
+        if args.what == "mix":
+            grid = explorer.mixing_grid(args.rows, args.cols, args.seed, psi, parse_levels(args.levels))
+        else:
+            grid = explorer.strip(parse_seeds(args.seeds), args.steps or 8, space, psi)
+        scale = max(1, 64 // g.model.size)
+        write_png(out, grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2).permute(1, 2, 0).numpy())
+    print(f"{args.what} -> {out}")
+    return 0
