@@ -34,6 +34,7 @@ from PIL import Image
 
 from ganforge.errors import UserError
 from ganforge.imaging.io import IMAGE_SUFFIXES, read_image
+from ganforge.models.base import Capability
 
 log = logging.getLogger("ganforge")
 
@@ -81,9 +82,10 @@ def translate_files(run: Union[str, os.PathLike], inputs: Sequence[Union[str, os
     if not model.translates:
         raise UserError(f"{run} holds a {model.name} model, which samples from noise: use `ganforge sample`")
     model.check_direction(direction)
-    if mask is not None and not model.takes_mask:
+    takes_mask = model.can(Capability.MASK)
+    if mask is not None and not takes_mask:
         raise UserError(f"--mask is for inpaint models; {run} holds a {model.name} model")
-    if model.takes_mask and mask is None:
+    if takes_mask and mask is None:
         raise UserError("inpaint needs --mask: a mask image (white = fill in) or 'center'")
     settings, domains = _attribute_targets(model, run, attrs, all_domains)
     jobs = _jobs(inputs, Path(out))
@@ -102,7 +104,7 @@ def translate_files(run: Union[str, os.PathLike], inputs: Sequence[Union[str, os
 
 def _attribute_targets(model, run, attrs: Optional[str], all_domains: bool):
     """(settings for every input or None, the settings of every domain or None), checked before any file is read."""
-    if model.needs != "attributes":
+    if not model.can(Capability.ATTRIBUTES):
         if attrs is not None or all_domains:
             raise UserError(f"--attrs and --all-domains are for attribute models (stargan); {run} holds a {model.name} model")
         return None, None
