@@ -6,9 +6,7 @@ fixed noise, optionally truncated towards the tracked average w; styles of the t
 The networks live in ganforge/nn/stylegan.py (no progressive growing; see there).
 
 The defaults are a small-data CPU recipe: narrow networks, two mapping layers, a 4x learning rate and a
-tanh image. On mnist5k, `ganforge train stylegan --minutes 10` reached cFD 11.6 (5,590 steps on one
-core of a busy machine; real held-out digits score about 8-10), and below 20 within the first 2,000
-steps.
+tanh image (the README's quality table gives what they reach on mnist5k).
 """
 from __future__ import annotations
 
