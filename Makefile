@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # The CPU build of torch; a machine with CUDA can install its own torch>=2.2 first (see README).
 TORCH := torch==2.13.0
 
-.PHONY: demo test setup setup-dev bench clean
+.PHONY: demo test setup setup-dev bench quality clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: setup-dev
 
 bench: setup
 	$(VENV)/bin/ganforge bench
+
+# trains every row of the README's quality table (hours on a CPU), then rewrites the table from benchmarks/results/quality.json
+quality: setup
+	$(PY) benchmarks/quality.py
 
 clean:
 	rm -rf runs $(VENV)
