@@ -22,8 +22,10 @@ import numpy as np
 import torch
 
 import ganforge
-from ganforge.metrics.evaluate import fid_from_features
-from ganforge.metrics.inception import load_inception, load_onnx_inception, onnx_available, preprocess, resolve_weights
+from ganforge.features.inception import load_inception, preprocess
+from ganforge.features.inception_weights import resolve_weights
+from ganforge.metrics.frechet import fid_from_features
+from ganforge.metrics.inception import load_onnx_inception, onnx_available
 
 MNIST = Path(ganforge.__file__).parent / "data" / "assets" / "mnist5k.npz"
 TARGET = 15.0

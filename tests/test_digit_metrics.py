@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from ganforge.errors import UserError
-from ganforge.metrics.classifier import WEIGHTS, load_digit_classifier
+from ganforge.features.digit_classifier import WEIGHTS, load_digit_classifier
 from ganforge.metrics.digits import MNIST5K, digit_features, digit_metrics
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,10 @@ from ganforge import api
 from ganforge.data.derived import load as load_derived
 from ganforge.errors import UserError
 from ganforge.imaging.gram import style_loss
-from ganforge.metrics import inception
-from ganforge.models import StepContext, srgan
-from ganforge.models.srgan import feature_maps, feature_network_for
+from ganforge.features import inception, maps
+from ganforge.features.inception_weights import resolve_weights
+from ganforge.features.maps import feature_maps, feature_network_for
+from ganforge.models import StepContext
 from ganforge.training.trainer import Trainer
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # TorchScript is the reference format
@@ -26,7 +27,7 @@ FAST = ["log.every=1", "sample.every=0", "eval.metrics=none", "checkpoint.every=
 @pytest.fixture(scope="module")
 def torchscript_layers():
     """The shipped archive's own layers (conv, conv_1, ... mixed), run by TorchScript."""
-    return torch.jit.load(str(inception.resolve_weights(download=False)), map_location="cpu").eval().net.layers
+    return torch.jit.load(str(resolve_weights(download=False)), map_location="cpu").eval().net.layers
 
 
 def _reference_maps(layers, images: torch.Tensor, size) -> list:
@@ -126,7 +127,7 @@ def test_cyclegan_on_colored_digits_uses_each_domains_network(tmp_path, torchscr
 
 
 def test_building_the_networks_leaves_the_random_stream_alone(monkeypatch):
-    monkeypatch.setattr(srgan, "_feature_nets", {})
+    monkeypatch.setattr(maps, "_feature_nets", {})
     inception._load_early.cache_clear()
     state = torch.get_rng_state()
     feature_maps(torch.zeros(1, 3, 32, 32), "inception")
@@ -135,7 +136,7 @@ def test_building_the_networks_leaves_the_random_stream_alone(monkeypatch):
 
 
 def test_without_the_inception_weights_colour_losses_are_refused_in_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(srgan, "_feature_nets", {})
+    monkeypatch.setattr(maps, "_feature_nets", {})
     monkeypatch.setenv("GANFORGE_INCEPTION", str(tmp_path / "missing.pt"))
     with pytest.raises(UserError) as error:
         feature_maps(torch.zeros(1, 3, 32, 32), "inception")

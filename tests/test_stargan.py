@@ -17,8 +17,9 @@ from ganforge.data.attributes import render
 from ganforge.data.base import ImageData, to_float, to_uint8
 from ganforge.data.embedded import mnist5k
 from ganforge.errors import UserError
-from ganforge.metrics.attributes import ink, read_attributes
-from ganforge.metrics.digits import digit_metrics
+from ganforge.features.attribute_classifier import read_attributes
+from ganforge.metrics.digits import digit_metrics, ink
+from ganforge.metrics.translation import translation_figures
 from ganforge.models import StepContext
 from ganforge.models.stargan import StarGAN, parse_attrs
 from ganforge.nn.stargan import StarDiscriminator, StarGenerator, d_layers
@@ -251,7 +252,7 @@ def test_quality_scores_a_perfect_and_a_lazy_generator():
     test = attrs_subset(200, "test")
     model = model_for(info=load_dataset("mnist5k-attrs", needs="attributes").info())
     model.G = Oracle()
-    perfect = model.quality(test)
+    perfect = translation_figures(model.translations(test))
     assert set(perfect) == {"attr_acc", "attr_all", "digit_acc"}
     assert perfect["attr_acc"] > 0.97 and perfect["attr_all"] > 0.95 and perfect["digit_acc"] > 0.93
 
@@ -260,14 +261,14 @@ def test_quality_scores_a_perfect_and_a_lazy_generator():
             return x
 
     model.G = Lazy()
-    lazy = model.quality(test)
+    lazy = translation_figures(model.translations(test))
     assert lazy["attr_acc"] < 0.05 and lazy["attr_all"] < 0.05 and lazy["digit_acc"] > 0.95
 
 
-def test_quality_is_empty_for_data_the_classifier_does_not_know():
+def test_no_figures_for_data_the_classifier_does_not_know():
     data = ImageData(name="faces", images=torch.zeros(4, 3, 28, 28, dtype=torch.uint8), attributes=torch.zeros(4, 2),
                      attribute_names=["Male", "Young"])
-    assert model_for(info=data.info()).quality(data) == {}
+    assert model_for(info=data.info()).translations(data) == {}
 
 
 # --- a trained run, and translate ---------------------------------------------------------------------------------
@@ -353,5 +354,5 @@ def test_default_recipe_reaches_its_figures(tmp_path):
     their digit at least 90% of the time."""
     ganforge.train("stargan", out=str(tmp_path / "run"), set=["eval.metrics=none"], progress=False)
     with torch.no_grad():
-        m = api.load(tmp_path / "run").model.quality(load_dataset("mnist5k-attrs-test"))
+        m = translation_figures(api.load(tmp_path / "run").model.translations(load_dataset("mnist5k-attrs-test")))
     assert m["attr_acc"] >= 0.9 and m["digit_acc"] >= 0.9, m

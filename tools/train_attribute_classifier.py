@@ -1,6 +1,6 @@
 """Train the mnist5k-attrs attribute classifier on the real training images and write its weights.
 
-    .venv/bin/python tools/train_attribute_classifier.py        # writes src/ganforge/metrics/assets/...
+    .venv/bin/python tools/train_attribute_classifier.py        # writes src/ganforge/features/assets/...
 
 Only the 4,000 training images are seen; the 1,000 held-out ones give the accuracies that are printed and stored
 in the file's metadata. One thread, fixed seeds and deterministic kernels: the same command writes the same
@@ -18,8 +18,8 @@ from torch.nn import functional as F
 
 from ganforge.data.attributes import MNIST_ATTRIBUTES, mnist5k_attrs
 from ganforge.data.base import to_float
-from ganforge.metrics.attributes import WEIGHTS, AttributeClassifier, read_attributes
-from ganforge.metrics.fitting import fit_classifier
+from ganforge.features.attribute_classifier import WEIGHTS, AttributeClassifier, read_attributes
+from ganforge.features.fitting import fit_classifier
 
 MAX_SHIFT_PX = 2.0  # generated digits sit slightly off where the real ones do
 NOISE = 0.05  # and their flat areas are not quite flat: Gaussian noise of this deviation in [-1, 1] units
@@ -56,7 +56,7 @@ def main() -> None:
 
     from safetensors.torch import save_file
 
-    from ganforge.metrics import attributes as judged
+    from ganforge.features import attribute_classifier as judged
 
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)

@@ -1,6 +1,6 @@
 """Train the built-in digit classifier on the mnist5k training split and write its weights.
 
-    .venv/bin/python tools/train_digit_classifier.py            # writes src/ganforge/metrics/assets/...
+    .venv/bin/python tools/train_digit_classifier.py            # writes src/ganforge/features/assets/...
 
 Only the 4,000 training digits are seen; the 1,000 held-out digits (the cFD reference) give the
 accuracy that is printed and stored in the file's metadata. One thread, fixed seeds and deterministic
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ganforge.metrics.classifier import WEIGHTS, DigitClassifier
-from ganforge.metrics.fitting import fit_classifier
+from ganforge.features.digit_classifier import WEIGHTS, DigitClassifier
+from ganforge.features.fitting import fit_classifier
 
 DATA = Path(__file__).resolve().parents[1] / "src/ganforge/data/assets/mnist5k.npz"
 

@@ -18,7 +18,7 @@ from ganforge.version import __version__
 
 # Commands that live beside the code they drive: (module, its add-arguments function, its run function, help).
 PLUGGED_COMMANDS = {
-    "eval": ("ganforge.metrics.evaluate", "add_eval_arguments", "run_eval", "FID, KID, precision/recall and the digit figures"),
+    "eval": ("ganforge.commands.eval", "add_eval_arguments", "run_eval", "FID, KID, precision/recall and the digit figures"),
     "translate": ("ganforge.translate.command", "add_arguments", "run", "translate images with an image-to-image model"),
     "serve": ("ganforge.web.command", "add_arguments", "run", "a web page to explore trained models"),
     "explore": ("ganforge.explore.command", "add_arguments", "run", "style-mixing grids, latent interpolations and animated walks"),

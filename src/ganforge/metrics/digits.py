@@ -10,24 +10,26 @@
   collapse shows first (a healthy model keeps every digit within 5-15%).
 
 Grey digits only: a 3-channel input is refused rather than converted, since a colour model's samples
-are not digits the classifier has seen.
+are not digits the classifier has seen. Translations into colour are judged on a grey reading of their
+digit (``grey_digits``, ``ink``), chosen by the model that knows what its outputs look like.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
 from ganforge.errors import UserError
-from ganforge.metrics.classifier import CLASSES, load_digit_classifier
+from ganforge.features.digit_classifier import CLASSES, load_digit_classifier
+from ganforge.imaging.transforms import match_channels
 from ganforge.metrics.frechet import feature_stats, frechet_distance
 
 MNIST5K = Path(__file__).resolve().parents[1] / "data" / "assets" / "mnist5k.npz"
 SIZE = 28
-BATCH = 64  # small enough that each layer's activations stay in cache: 2-4x faster than one batch on CPU
+BATCH = 64  # small enough that each layer's activations stay in the CPU's cache
 REFERENCES = ("held_out", "train")
 
 _reference_stats: Dict[Tuple[str, str], Tuple[np.ndarray, np.ndarray]] = {}
@@ -113,3 +115,26 @@ def digit_metrics(images, labels=None, *, reference: str = "held_out") -> dict:
     histogram = (torch.bincount(predicted, minlength=CLASSES).double() / n).tolist()
     result.update(histogram=histogram, coverage_min=min(histogram), coverage_max=max(histogram))
     return result
+
+
+# --- coloured digits, read as the grey digits the classifier knows -------------------------------------------
+
+def grey_digits(images: torch.Tensor) -> torch.Tensor:
+    """Colour digits on textured backgrounds (mnist5k-colored's B) -> grey digits the classifier reads:
+    (N, C, H, W) in [-1, 1] -> (N, 1, H, W) in [-1, 1], the luma stretched from its 70th percentile (the
+    background) to its maximum (the ink)."""
+    grey = (match_channels(images.float(), 1) + 1) / 2
+    floor = grey.flatten(1).quantile(0.7, dim=1).view(-1, 1, 1, 1)
+    top = grey.amax(dim=(1, 2, 3), keepdim=True)
+    return ((grey - floor) / (top - floor).clamp_min(1e-3)).clamp(0, 1) * 2 - 1
+
+
+def ink(images: torch.Tensor) -> torch.Tensor:
+    """Digits in any ink over a plain background (N, C, H, W) in [-1, 1] -> grey digits (N, 1, H, W) in [-1, 1],
+    white ink on black: each pixel's largest channel difference from the background (the image's median
+    colour: most of a digit image is background), scaled so the strongest ink is white."""
+    x = images.float()
+    background = x.flatten(2).median(dim=2).values[:, :, None, None]  # (N, C, 1, 1)
+    distance = (x - background).abs().amax(dim=1, keepdim=True)
+    top = distance.amax(dim=(2, 3), keepdim=True).clamp_min(0.1)
+    return (distance / top).clamp(0, 1) * 2 - 1

@@ -18,19 +18,11 @@ from tqdm import tqdm
 
 from ganforge.errors import UserError
 from ganforge.data.download import cache_dir
-from ganforge.metrics.inception import (
-    FEATURE_DIM,
-    NETWORK_ID,
-    PREPROCESSING_ID,
-    InceptionV3,
-    OnnxInception,
-    load_inception,
-    load_onnx_inception,
-    onnx_available,
-    preprocess,
-)
+from ganforge.features.inception import FEATURE_DIM, PREPROCESSING_ID, InceptionV3, load_inception, preprocess
+from ganforge.features.inception_weights import NETWORK_ID
+from ganforge.metrics.inception import OnnxInception, load_onnx_inception, onnx_available
 
-BATCH_SIZE = 16  # the fastest of 8, 16, 32 and 64 measured on a 2-core CPU
+BATCH_SIZE = 16  # the fastest of 8, 16, 32 and 64 on a 2-core CPU
 BACKENDS = ("auto", "torch", "onnx")
 Network = Union[InceptionV3, OnnxInception]
 

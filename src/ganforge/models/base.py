@@ -84,6 +84,25 @@ class Verdict:
     attribute_probabilities: Optional[Tensor] = None  # (N, K) D's reading of each attribute (StarGAN's D_cls)
 
 
+@dataclass
+class Translated:
+    """Outputs an image-to-image model made from held-out inputs, and what the quality figures compare them with
+    (metrics/translation.py). `figures` names those that apply; a set named NAME reports psnr_NAME and l1_NAME
+    (the pixels against `targets`), NAME_cfd and NAME_acc (the digit read in the outputs against `labels`) and,
+    for "attributes", NAME_acc and NAME_all (the attributes read against `asked`); a set named "" the bare names."""
+
+    outputs: Tensor  # (N, C, H, W) in [-1, 1]; any shape for the pixel figures alone
+    figures: Tuple[str, ...]  # from psnr, l1, cfd, acc, attributes
+    targets: Optional[Tensor] = None  # what each output should equal (psnr, l1)
+    labels: Optional[Tensor] = None  # (N,) the digit each output should still show (cfd, acc)
+    # how the digit is read: "grey" (grey outputs; colour ones are not judged), "luma" (a colour digit on a
+    # textured background), "ink" (a digit in any ink on a plain background)
+    digit: str = "grey"
+    asked: Optional[Tensor] = None  # (N, K) the attributes each output was asked for, in `columns` order
+    changed: Optional[Tensor] = None  # (N,) the attribute each output was asked to change
+    columns: Tuple[int, ...] = ()  # the attribute classifier's columns, in the order of `asked`
+
+
 def check_psi(psi) -> float:
     """The truncation psi as a float in (0, 1], else one clear line."""
     if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not 0.0 < psi <= 1.0:
@@ -213,8 +232,9 @@ class GANModel(nn.Module):
         e.g. input | output | target side by side."""
         raise NotImplementedError(f"{self.name} samples from noise")
 
-    def quality(self, test, nets: Optional[Dict[str, nn.Module]] = None) -> Dict[str, float]:
-        """Quality figures of the translations of held-out data (an ImageData); {} when none apply."""
+    def translations(self, test, nets: Optional[Dict[str, nn.Module]] = None) -> Dict[str, Translated]:
+        """What the model makes of held-out data (an ImageData), by name, for the quality figures to judge
+        (metrics/translation.py); {} when nothing applies."""
         return {}
 
     @torch.no_grad()

@@ -19,7 +19,7 @@ from ganforge import losses
 from ganforge.errors import UserError
 from ganforge.models.registry import register
 from ganforge.data.catalogue import Kind
-from ganforge.models.base import Capability, Phase
+from ganforge.models.base import Capability, Phase, Translated
 from ganforge.models.pix2pix import PAPER_ADAM, ImageToImageModel, _as_batch, _batched
 from ganforge.nn.patchgan import PatchDiscriminator, patch_layers
 from ganforge.nn.resnet import ResnetGenerator, resnet_blocks
@@ -140,21 +140,17 @@ class CycleGAN(ImageToImageModel):
         rows = torch.stack([self.shown(c) for c in columns], dim=1)  # (n, 6, 3, H, W)
         return rows.flatten(0, 1), 6 * 2  # x | G(x) | F(G(x)) | y | F(y) | G(F(y)), two a row
 
-    def quality(self, test, nets=None) -> Dict[str, float]:
-        """Both directions on held-out data: the cycle reconstructions' PSNR and, for digit data, whether
-        translations keep their digit (colour outputs are judged on their grey version)."""
-        from ganforge.metrics.training import digit_figures, grey_digits, psnr
-
+    def translations(self, test, nets=None) -> Dict[str, Translated]:
+        """Both directions on held-out data: the cycle reconstructions against the inputs and, for paired data,
+        each direction's outputs against their pairs, with the digit they should keep (a colour digit on its
+        textured background read by its luma)."""
         G, F = self.net("G", nets), self.net("F", nets)
         batch = _as_batch(test, self.G)
         x, y = batch["image"], batch["image_b"]
         fake_y, fake_x = _batched(G, x), _batched(F, y)
-        figures = {"psnr_cycle_x": psnr(_batched(F, fake_y), x), "psnr_cycle_y": psnr(_batched(G, fake_x), y)}
+        made = {"cycle_x": Translated(_batched(F, fake_y), ("psnr",), targets=x),
+                "cycle_y": Translated(_batched(G, fake_x), ("psnr",), targets=y)}
         if test.paired:
-            figures.update(psnr_a2b=psnr(fake_y, y), psnr_b2a=psnr(fake_x, x))
-        if test.labels is not None and test.paired:
-            judged_y = fake_y if fake_y.shape[1] == 1 else grey_digits(fake_y)
-            judged_x = fake_x if fake_x.shape[1] == 1 else grey_digits(fake_x)
-            for tag, images in (("a2b_", judged_y), ("b2a_", judged_x)):
-                figures.update(digit_figures(images, test.labels, prefix=tag))
-        return figures
+            made["a2b"] = Translated(fake_y, ("psnr", "cfd", "acc"), targets=y, labels=test.labels, digit="luma")
+            made["b2a"] = Translated(fake_x, ("psnr", "cfd", "acc"), targets=x, labels=test.labels, digit="luma")
+        return made

@@ -15,10 +15,9 @@ from typing import Dict, Tuple
 import numpy as np
 import torch
 
-from ganforge import losses
 from ganforge.errors import UserError
 from ganforge.data.catalogue import Kind
-from ganforge.models.base import Capability
+from ganforge.models.base import Capability, Translated
 from ganforge.models.registry import register
 from ganforge.models.pix2pix import Pix2Pix, _as_batch, _batched
 
@@ -111,10 +110,10 @@ class Inpaint(Pix2Pix):
         rows = torch.stack([self.shown(x[:, :-1]), self.shown(out), self.shown(y)], dim=1)
         return rows.flatten(0, 1), 3 * 4  # holed input | completed | original, four triplets a row
 
-    def quality(self, test, nets=None) -> Dict[str, float]:
-        from ganforge.metrics.training import digit_figures, psnr
-
+    def translations(self, test, nets=None) -> Dict[str, Translated]:
+        """The completed held-out images against the originals: the hole's pixels alone, and the whole image."""
         x, y = self.fixed_pairs(_as_batch(test, self.G))
         out = _batched(lambda part: self.generate(part, nets), x)
         hole = (x[:, -1:] > 0).expand_as(y)
-        return {"psnr_hole": psnr(out[hole], y[hole]), "l1": float(losses.l1(out, y)), **digit_figures(out, test.labels)}
+        return {"hole": Translated(out[hole], ("psnr",), targets=y[hole]),
+                "": Translated(out, ("l1", "cfd", "acc"), targets=y, labels=test.labels)}

@@ -16,7 +16,7 @@ from ganforge.errors import UserError
 from ganforge.imaging.transforms import match_channels
 from ganforge.models.registry import register
 from ganforge.data.catalogue import Kind
-from ganforge.models.base import Capability, GANModel
+from ganforge.models.base import Capability, GANModel, Translated
 from ganforge.nn.patchgan import PatchDiscriminator, patch_layers
 from ganforge.nn.unet import UNetGenerator
 
@@ -72,9 +72,9 @@ class ImageToImageModel(GANModel):
     def style_term(self, fake: Tensor, real: Tensor) -> Tensor:
         """Gram-matrix style loss between outputs and real images of their domain (Gatys et al. 2016), on the
         feature maps of the network that describes that domain (the digit classifier for grey digits, else
-        Inception's first blocks: srgan.feature_network_for); weighted by `style_weight`."""
+        Inception's first blocks: features/maps.py); weighted by `style_weight`."""
         from ganforge.imaging.gram import style_loss
-        from ganforge.models.srgan import feature_maps, feature_network_for
+        from ganforge.features.maps import feature_maps, feature_network_for
 
         network = feature_network_for(self.info, real.shape[1])
         return style_loss(feature_maps(fake, network), feature_maps(real, network))
@@ -185,12 +185,11 @@ class Pix2Pix(ImageToImageModel):
         rows = torch.stack([self.shown(x), self.shown(out), self.shown(y)], dim=1)  # (n, 3, 3, H, W)
         return rows.flatten(0, 1), 3 * 4  # input | output | target, four triplets a row
 
-    def quality(self, test, nets=None) -> Dict[str, float]:
-        from ganforge.metrics.training import digit_figures, psnr
-
+    def translations(self, test, nets=None) -> Dict[str, Translated]:
+        """The held-out inputs' outputs against their targets, and the digit they should show."""
         x, y = self.source_target(_as_batch(test, self.G))
         out = _batched(lambda part: self.generate(part, nets), x)
-        return {"psnr": psnr(out, y), "l1": float(losses.l1(out, y)), **digit_figures(out, test.labels)}
+        return {"": Translated(out, ("psnr", "l1", "cfd", "acc"), targets=y, labels=test.labels)}
 
 
 def _as_batch(data, like: nn.Module) -> Dict[str, Tensor]:

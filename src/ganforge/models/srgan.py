@@ -3,7 +3,7 @@
 The perceptual loss is a content loss plus 1e-3 times the adversarial loss (eq. 3). Content is the pixel MSE
 (the paper's SRResNet-MSE; on images in [-1, 1], section 3.2) plus, optionally, the MSE between feature maps
 of the output and the target (the paper's VGG loss). No VGG weights ship with ganforge, so the maps come from
-a fixed network that describes the data (:func:`feature_network_for`): the built-in digit classifier for grey
+a fixed network that describes the data (features/maps.py): the built-in digit classifier for grey
 digits, the first blocks of the standard metrics' Inception network for anything else (colour, photos).
 The paper starts SRGAN from an MSE-trained SRResNet: `warmup` steps of content loss alone do the same within
 one run.
@@ -13,8 +13,7 @@ downsampled on the fly (bicubic with antialiasing, as the paper makes its inputs
 """
 from __future__ import annotations
 
-import copy
-from typing import Dict, List, Tuple
+from typing import Dict
 
 import torch
 import torch.nn.functional as F
@@ -22,86 +21,13 @@ import torch.nn.functional as F
 from ganforge import losses
 from ganforge.errors import UserError
 from ganforge.data.catalogue import Kind
-from ganforge.models.base import Capability
+from ganforge.features.maps import feature_maps, feature_network_for
+from ganforge.models.base import Capability, Translated
 from ganforge.models.registry import register
 from ganforge.models.pix2pix import ImageToImageModel, _as_batch, _batched
 from ganforge.nn.srresnet import SRDiscriminator, SRResNet, sr_steps
 
 Tensor = torch.Tensor
-
-FEATURE_NETWORKS = ("digits", "inception")
-# The smallest input InceptionV3 takes (torchvision's documented minimum): the first block still sees 7x7.
-INCEPTION_MIN_SIZE = 75
-
-_feature_nets: Dict[Tuple[str, str], torch.nn.Module] = {}
-
-
-def feature_network_for(info: Dict, channels: int) -> str:
-    """Which fixed network describes images of this data that have ``channels`` channels: "digits" (the
-    built-in digit classifier) for grey images of the embedded digits, the tasks derived from them, MNIST, or
-    what the digit metrics take for digits; "inception" (its first blocks) for anything else."""
-    from ganforge.metrics.training import is_digit_data
-
-    base = str(info.get("name", "")).split(":")[0]
-    digits = base == "mnist" or base.startswith("mnist5k") or is_digit_data(info)
-    return "digits" if digits and channels == 1 else "inception"
-
-
-def _feature_net(network: str, device) -> torch.nn.Module:
-    """The fixed network, frozen, loaded once per device. Copies of their own: the metrics load theirs under
-    inference mode, whose tensors autograd refuses. Built on a forked RNG, so that building them (their
-    throw-away initial weights) does not move a training run's random stream."""
-    key = (network, str(torch.device(device)))
-    if key not in _feature_nets:
-        if network == "digits":
-            from safetensors.torch import load_file
-
-            from ganforge.metrics.classifier import WEIGHTS, DigitClassifier
-
-            with torch.inference_mode(False), torch.random.fork_rng(devices=[]):
-                net = DigitClassifier()
-                net.load_state_dict(load_file(str(WEIGHTS)))
-        else:
-            from ganforge.metrics.inception import load_early_blocks
-
-            try:
-                net = copy.deepcopy(load_early_blocks())
-            except UserError as e:
-                raise UserError(f"feature_weight and style_weight on images other than grey digits compare Inception "
-                                f"features, and the network is not available: {e}") from None
-        _feature_nets[key] = net.eval().requires_grad_(False).to(key[1])
-    return _feature_nets[key]
-
-
-def feature_maps(images: Tensor, network: str = "digits") -> List[Tensor]:
-    """Three ReLU feature maps of images (B, C, H, W) in [-1, 1] for content and style losses; differentiable
-    in the images, the network's weights fixed.
-
-    "digits": the built-in digit classifier's (32 ch at 28 px, 64 at 14, 128 at 4), of the images taken to
-    grey (colour to luma) at 28 px. "inception": the first blocks of inception-2015-12-05 (64, 192 and 256
-    channels, after conv_2, conv_4 and block mixed), of the images in colour (grey repeated), upsampled to
-    at least 75 px; the images' [-1, 1] is the range that network reads (NVlabs' (x - 128) / 128).
-    """
-    from ganforge.imaging.transforms import match_channels
-
-    if network not in FEATURE_NETWORKS:
-        raise UserError(f"unknown feature network '{network}'; choose from {', '.join(FEATURE_NETWORKS)}")
-    net = _feature_net(network, images.device)
-    if network == "inception":
-        x = match_channels(images, 3) if images.shape[1] == 1 else images[:, :3]
-        short = min(x.shape[-2:])
-        if short < INCEPTION_MIN_SIZE:
-            size = [round(side * INCEPTION_MIN_SIZE / short) for side in x.shape[-2:]]
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        return net(x)
-    x = match_channels(images, 1) if images.shape[1] == 3 else images[:, :1]
-    if x.shape[-2:] != (28, 28):
-        x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False, antialias=True)
-    h1 = F.relu(net.bn1(net.conv1(x)))
-    h2 = F.relu(net.bn2(net.conv2(F.max_pool2d(h1, 2))))
-    h3 = F.relu(net.bn3(net.conv3(F.max_pool2d(h2, 2))))
-    return [h1, h2, h3]
-
 
 def bicubic(images: Tensor, scale: int) -> Tensor:
     """The baseline every SR method is compared with: bicubic upsampling, clamped to [-1, 1]."""
@@ -206,13 +132,9 @@ class SRGAN(ImageToImageModel):
         rows = torch.stack([self.shown(nearest), self.shown(bicubic(low, self.scale)), self.shown(out), self.shown(high)], dim=1)
         return rows.flatten(0, 1), 4 * 3  # input (pixels enlarged) | bicubic | output | target, three a row
 
-    def quality(self, test, nets=None) -> Dict[str, float]:
-        from ganforge.metrics.training import digit_figures, psnr
-
+    def translations(self, test, nets=None) -> Dict[str, Translated]:
+        """The held-out low-resolution inputs upsampled by G and, as the baseline, bicubically."""
         low, high = self.low_high(_as_batch(test, self.G))
         out = _batched(self.net("G", nets), low)
-        base = bicubic(low, self.scale)
-        figures = {"psnr": psnr(out, high), "psnr_bicubic": psnr(base, high)}
-        figures.update(digit_figures(out, test.labels))
-        figures.update({k: v for k, v in digit_figures(base, test.labels, prefix="bicubic_").items() if k.endswith("cfd")})
-        return figures
+        return {"": Translated(out, ("psnr", "cfd", "acc"), targets=high, labels=test.labels),
+                "bicubic": Translated(bicubic(low, self.scale), ("psnr", "cfd"), targets=high, labels=test.labels)}

@@ -51,7 +51,8 @@ from torch.nn import functional as F
 from ganforge import losses
 from ganforge.errors import UserError
 from ganforge.data.catalogue import Kind
-from ganforge.models.base import Capability
+from ganforge.features.attribute_classifier import applies, read_attributes
+from ganforge.models.base import Capability, Translated
 from ganforge.models.registry import register
 from ganforge.models.pix2pix import ImageToImageModel, _as_batch
 from ganforge.nn.stargan import StarDiscriminator, StarGenerator, d_layers
@@ -105,8 +106,6 @@ class StarGAN(ImageToImageModel):
         self.attribute_names = self._chosen(cfg.attrs, data_names, info["name"])
         self.attribute_groups = self._groups(list(info.get("attribute_groups") or []) + list(cfg.groups), data_names)
         self.columns = [data_names.index(n) for n in self.attribute_names]  # the data's columns this model learns
-        from ganforge.metrics.attributes import applies
-
         self.judged = applies(data_names, self.channels)  # the shipped attribute classifier reads this data
         k = len(self.attribute_names)
         width = cfg.width or (64 if self.size >= 128 else 16)
@@ -203,8 +202,6 @@ class StarGAN(ImageToImageModel):
         where it applies, else by D_cls, an attribute set above probability 1/2 and, in an exclusive group, only
         the most likely member."""
         if self.judged:
-            from ganforge.metrics.attributes import read_attributes
-
             return read_attributes(x)[:, self.columns]
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
@@ -318,36 +315,31 @@ class StarGAN(ImageToImageModel):
         rows = torch.stack([self.shown(image) for image in [x, *outputs]], dim=1)  # (n, 1 + K, 3, H, W)
         return rows.flatten(0, 1), 1 + len(outputs)
 
-    def quality(self, test, nets=None) -> Dict[str, float]:
-        """Each held-out image translated into every single-attribute change: the share whose changed attribute
-        the attribute classifier reads as asked (attr_acc), whose every attribute it does (attr_all), and whose
-        digit the digit classifier still reads (digit_acc, on the ink whatever its colour). {} for data the
-        shipped classifier does not know."""
+    def translations(self, test, nets=None) -> Dict[str, Translated]:
+        """Each held-out image translated into every single-attribute change, with the attributes asked for and
+        the one changed (attr_acc, attr_all: read by the attribute classifier), and the digit it should keep
+        (digit_acc: read in its ink, whatever the colour). {} for data the shipped classifier does not know."""
         if not self.judged or test.attributes is None:
             return {}
-        from ganforge.metrics.attributes import ink, read_attributes
-        from ganforge.metrics.digits import digit_metrics
-
         x = _as_batch(test, self.G)["image"]
         c = test.attributes.to(x.device)[:, self.columns]
-        changed_right, all_right, inks, labels = [], [], [], []
+        outputs, asked, changed, labels = [], [], [], []
         for k, target in enumerate(self.flips(c)):
             moved = (target != c).any(dim=1)
             if not moved.any():
                 continue
             xs, ts = x[moved], target[moved]
-            out = torch.cat([self.translate_attrs(part, t, nets) for part, t in zip(xs.split(250), ts.split(250))])
-            read = read_attributes(out)[:, self.columns]
-            changed_right.append(read[:, k] == ts[:, k])
-            all_right.append((read == ts).all(dim=1))
-            inks.append(ink(out))
+            outputs.append(torch.cat([self.translate_attrs(part, t, nets) for part, t in zip(xs.split(250), ts.split(250))]))
+            asked.append(ts)
+            changed.append(torch.full((len(ts),), k, dtype=torch.long, device=x.device))
             if test.labels is not None:
                 labels.append(test.labels.to(x.device)[moved])
-        figures = {"attr_acc": float(torch.cat(changed_right).float().mean()),
-                   "attr_all": float(torch.cat(all_right).float().mean())}
+        out = torch.cat(outputs)
+        made = {"attr": Translated(out, ("attributes",), asked=torch.cat(asked), changed=torch.cat(changed),
+                                   columns=tuple(self.columns))}
         if labels:
-            figures["digit_acc"] = float(digit_metrics(torch.cat(inks).cpu(), torch.cat(labels).cpu())["accuracy"])
-        return figures
+            made["digit"] = Translated(out, ("acc",), labels=torch.cat(labels), digit="ink")
+        return made
 
 
 def parse_attrs(text: str) -> Dict[str, int]:

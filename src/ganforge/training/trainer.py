@@ -259,9 +259,29 @@ class Trainer:
         return path
 
     def evaluate(self) -> Dict:
-        from ganforge.metrics.training import metrics_for_run
+        """The quality figures of `eval.metrics`: metrics get what the model makes (samples from fixed noise, or
+        translations of held-out data) and the data spec, never the trainer."""
+        from ganforge.metrics.training import figures_of_samples, figures_of_translations
 
-        record = metrics_for_run(self, self.cfg.eval.metrics, self.cfg.eval.n)
+        cfg, model = self.cfg, self.model
+        if model.translates:
+            def translations(test: ImageData):
+                was_training = model.training
+                model.eval()
+                try:
+                    with torch.no_grad():
+                        return model.translations(test, nets=self.sampling_nets())
+                finally:
+                    model.train(was_training)
+
+            record = figures_of_translations(cfg.eval.metrics, translations, str(cfg.data), cfg.size, cfg.eval.n)
+        else:
+            def sample(n: int):
+                labels = torch.arange(n, device=self.device) % model.n_classes if model.n_classes else None
+                return self.sample(n, seed=cfg.seed + 2, labels=labels), None if labels is None else labels.cpu()
+
+            record = figures_of_samples(cfg.eval.metrics, sample, cfg.data, model.info, model.conditional,
+                                        cfg.eval.n, cfg.seed)
         if record:
             record = {"kind": "eval", "step": self.step, **record}
             self.metrics.write(record)

@@ -1,11 +1,8 @@
-"""Judging attribute translation on mnist5k-attrs: does an output have the attributes it was asked for, and is
-it still the same digit?
+"""The attribute classifier of mnist5k-attrs: a small CNN with one logit per attribute (red, green, blue, thick,
+grey_bg), trained by ``tools/train_attribute_classifier.py`` on the 4,000 real training images only.
 
-- The attribute classifier: a small CNN with one logit per attribute (red, green, blue, thick, grey_bg),
-  trained by ``tools/train_attribute_classifier.py`` on the 4,000 real training images of mnist5k-attrs only;
-  the paper judges its CelebA outputs the same way, with a classifier trained on real images (section 4.5).
-- ``ink``: a colour digit on any plain background -> the grey digit (white ink on black) that the built-in digit
-  classifier reads, so that a translation's identity can be checked whatever its colours.
+StarGAN reads an input's own attributes with it; the paper judges its CelebA outputs the same way, with a
+classifier trained on real images (section 4.5), and so do StarGAN's figures (metrics/translation.py).
 """
 from __future__ import annotations
 
@@ -83,13 +80,3 @@ def read_attributes(images: torch.Tensor) -> torch.Tensor:
     decided[:, colours] = F.one_hot(logits[:, colours].argmax(dim=1), len(colours)).float()  # the ink has some colour
     return decided
 
-
-def ink(images: torch.Tensor) -> torch.Tensor:
-    """Digits in any ink over a plain background (N, C, H, W) in [-1, 1] -> grey digits (N, 1, H, W) in [-1, 1],
-    white ink on black: each pixel's largest channel difference from the background (the image's median
-    colour: most of a digit image is background), scaled so the strongest ink is white."""
-    x = images.float()
-    background = x.flatten(2).median(dim=2).values[:, :, None, None]  # (N, C, 1, 1)
-    distance = (x - background).abs().amax(dim=1, keepdim=True)
-    top = distance.amax(dim=(2, 3), keepdim=True).clamp_min(0.1)
-    return (distance / top).clamp(0, 1) * 2 - 1

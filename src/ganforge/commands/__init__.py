@@ -1,0 +1,1 @@
+"""Front ends of command-line commands whose library lives in a lower layer (`ganforge eval`: metrics/)."""

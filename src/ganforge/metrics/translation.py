@@ -1,0 +1,78 @@
+"""Quality figures of image-to-image models: what a model made of held-out inputs (its `translations`, named
+sets of `Translated`, models/base.py), compared with what it should have made.
+
+- ``psnr``: peak signal-to-noise ratio against the targets, over all of the set's pixels; ``l1``: their mean
+  absolute difference;
+- ``cfd``, ``acc``: the digit classifier's Fréchet distance to the held-out digits and the share of outputs
+  read as their source's digit (metrics/digits.py), on a grey reading of the outputs;
+- ``attributes``: the share of outputs whose changed attribute the attribute classifier reads as asked
+  (NAME_acc), and whose every attribute it does (NAME_all) (StarGAN's test, section 4.5).
+
+Figures are named after their set (``psnr_bicubic``, ``a2b_cfd``; bare for the set named ""), the pixel
+figures of every set first.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict
+
+import torch
+
+from ganforge import losses
+from ganforge.features.attribute_classifier import read_attributes
+from ganforge.metrics.digits import digit_metrics, grey_digits, ink
+from ganforge.models.base import Translated
+
+FIGURES = ("psnr", "l1", "attributes", "cfd", "acc")
+
+
+def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB of images in [-1, 1] (peak-to-peak 2), over the whole batch."""
+    mse = float((output.float() - target.float()).square().mean())
+    return float("inf") if mse == 0 else 10 * math.log10(4.0 / mse)
+
+
+def translation_figures(made: Dict[str, Translated]) -> Dict[str, float]:
+    """Every figure each set asks for, by name."""
+    for name, t in made.items():
+        unknown = [f for f in t.figures if f not in FIGURES]
+        if unknown:
+            raise ValueError(f"translation set '{name}' asks for unknown figures {unknown}; choose from {', '.join(FIGURES)}")
+    figures: Dict[str, float] = {}
+    for kind, measure in (("psnr", psnr), ("l1", lambda out, target: float(losses.l1(out, target)))):
+        for name, t in made.items():
+            if kind in t.figures:
+                figures[f"{kind}_{name}" if name else kind] = measure(t.outputs, t.targets)
+    for name, t in made.items():
+        prefix = f"{name}_" if name else ""
+        if "attributes" in t.figures:
+            figures.update(attribute_figures(t, prefix))
+        if "cfd" in t.figures or "acc" in t.figures:
+            figures.update({k: v for k, v in digit_figures(t, prefix).items() if k[len(prefix):] in t.figures})
+    return figures
+
+
+def digit_figures(t: Translated, prefix: str = "") -> Dict[str, float]:
+    """cFD against the held-out digits and the share read as their source's digit, of the set's grey reading;
+    {} without labels, or for colour outputs read as "grey"."""
+    if t.labels is None:
+        return {}
+    if t.digit == "ink":
+        images = ink(t.outputs)
+    elif t.digit == "luma" and t.outputs.shape[1] != 1:
+        images = grey_digits(t.outputs)
+    elif t.outputs.shape[1] == 1:
+        images = t.outputs
+    else:
+        return {}
+    m = digit_metrics(images.cpu(), t.labels.cpu())
+    return {f"{prefix}cfd": float(m["cfd"]), f"{prefix}acc": float(m["accuracy"])}
+
+
+def attribute_figures(t: Translated, prefix: str = "") -> Dict[str, float]:
+    """The share of outputs whose changed attribute reads as asked, and whose every attribute does."""
+    read = read_attributes(t.outputs)[:, list(t.columns)]
+    changed = t.changed.to(read.device)[:, None]
+    asked = t.asked.to(read.device)
+    return {f"{prefix}acc": float((read.gather(1, changed) == asked.gather(1, changed)).float().mean()),
+            f"{prefix}all": float((read == asked).all(dim=1).float().mean())}
