@@ -14,6 +14,7 @@ from typing import Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Un
 import numpy as np
 import torch
 
+from ganforge.data import load_dataset
 from ganforge.data.base import ImageData, to_float, to_uint8
 from ganforge.errors import UserError
 from ganforge.features.inception import load_inception
@@ -131,10 +132,8 @@ class Real:
 
     def _loaded(self) -> Tuple:
         if self._set is None:
-            if isinstance(self.data, str):
-                from ganforge.data import load_dataset
-
-                self.data = load_dataset(self.data)
+            if not isinstance(self.data, ImageData):
+                self.data = load_dataset(str(self.data))
             images, labels = as_images(self.data.images), self.data.labels
             pick = subset(len(images), self.n)
             if pick is not None:
