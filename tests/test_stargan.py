@@ -24,6 +24,7 @@ from ganforge.models import StepContext
 from ganforge.models.stargan import StarGAN, parse_attrs
 from ganforge.nn.stargan import StarDiscriminator, StarGenerator, d_layers
 from ganforge.training import checkpoint
+from ganforge.metrics.training import run_figures
 from ganforge.training.trainer import Trainer
 from ganforge.translate import translate_files
 
@@ -48,7 +49,7 @@ def model_for(sets=(), info=None) -> StarGAN:
 
 def trainer_for(out, sets=(), steps: int = 2, batch_size: int = 8) -> Trainer:
     cfg = api.resolve_config("stargan", sets=[*FAST, *TINY, *sets], out=str(out), steps=steps, batch_size=batch_size)
-    return Trainer(cfg, Path(out), progress=False, data=attrs_subset())
+    return Trainer(cfg, Path(out), progress=False, data=attrs_subset(), measure=run_figures)
 
 
 # --- networks ------------------------------------------------------------------------------------------------

@@ -91,6 +91,7 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
     resume: True continues the run in `out`, "auto" continues it if it has a checkpoint and starts it if not."""
     from ganforge.training.devices import pick_device
     from ganforge.training.state import prepare_run_folder
+    from ganforge.metrics.training import run_figures
     from ganforge.training.trainer import Trainer
 
     resume = resume_mode(resume, out, model)
@@ -111,7 +112,7 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
     # a wrong --device or --out is refused before any data is read
     pick_device(cfg.device)
     prepare_run_folder(Path(out))
-    trainer = Trainer(cfg, Path(out), resume=resume, progress=progress, data=load_data(cfg))
+    trainer = Trainer(cfg, Path(out), resume=resume, progress=progress, data=load_data(cfg), measure=run_figures)
     summary = trainer.fit()
     summary["out"] = out
     return summary

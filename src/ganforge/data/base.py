@@ -10,7 +10,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from ganforge.imaging.transforms import match_channels, resize_center_crop
+from ganforge.imaging.transforms import match_channels, resize_center_crop, to_float, to_uint8  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -99,13 +99,3 @@ def conform_pair(data: ImageData, size: Optional[int]) -> ImageData:
     data.images = resize_center_crop(data.images, size)
     data.images_b = resize_center_crop(data.images_b, max(1, round(size * ratio)))
     return data
-
-
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1]."""
-    return images.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """float [-1, 1] -> uint8 [0, 255], rounding to nearest as NVlabs' metric code does."""
-    return (images * 127.5 + 128).clamp_(0, 255).to(torch.uint8)

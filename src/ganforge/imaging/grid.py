@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 
-from ganforge.data.base import to_uint8
+from ganforge.imaging.transforms import to_uint8
 
 
 def make_grid(images: torch.Tensor, nrow: Optional[int] = None, padding: int = 2, pad_value: int = 0) -> torch.Tensor:

@@ -54,3 +54,13 @@ def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
             return luma.round_().clamp_(0, 255).to(torch.uint8)
         return luma.to(images.dtype)
     raise ValueError(f"cannot convert {have}-channel images to {channels} channels (only 1 <-> 3)")
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounding to nearest as NVlabs' metric code does."""
+    return (images * 127.5 + 128).clamp_(0, 255).to(torch.uint8)

@@ -83,3 +83,11 @@ def _subset(data: ImageData, n: int) -> ImageData:
     if data.images_b is not None:
         out.images_b = data.images_b[idx] if data.paired else data.images_b[torch.arange(n) * len(data.images_b) // n]
     return out
+
+
+def run_figures(cfg, model, *, sample: Sample, translate: Callable[[ImageData], Dict[str, Translated]]) -> Dict:
+    """A run's figures of `eval.metrics`, for the trainer: of its translations of held-out data if the model
+    translates, else of its samples."""
+    if model.translates:
+        return figures_of_translations(cfg.eval.metrics, translate, str(cfg.data), cfg.size, cfg.eval.n)
+    return figures_of_samples(cfg.eval.metrics, sample, cfg.data, model.info, model.conditional, cfg.eval.n, cfg.seed)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from torch import nn
@@ -39,10 +39,13 @@ log = logging.getLogger("ganforge")
 
 class Trainer:
     def __init__(self, cfg: config_mod.Config, out: Path, *, resume: bool = False, progress: bool = True,
-                 data: Optional[ImageData] = None):
+                 data: Optional[ImageData] = None, measure: Optional[Callable[..., Dict]] = None):
         """A run of `cfg` in the folder `out` on `data`: api.train gives the data, checked against what the model
         needs; without it the trainer reads the config's. resume: go on from the folder's newest checkpoint."""
         self.cfg, self.out, self.show_progress = cfg, Path(out), progress
+        # the quality figures: (cfg, model, sample=, translate=) -> figures, handed in by whoever assembles the
+        # run (api.train passes the metrics'), since training and metrics sit side by side; None records none
+        self.measure = measure
         self.device, self.ranks = place(cfg.device)
         model_cls = get_model(cfg.model)
         state.prepare_run_folder(self.out)
@@ -259,29 +262,26 @@ class Trainer:
         return path
 
     def evaluate(self) -> Dict:
-        """The quality figures of `eval.metrics`: metrics get what the model makes (samples from fixed noise, or
-        translations of held-out data) and the data spec, never the trainer."""
-        from ganforge.metrics.training import figures_of_samples, figures_of_translations
-
+        """The quality figures of `eval.metrics`: `measure` gets what the model makes (samples from fixed noise, or
+        a function translating held-out data), never the trainer."""
+        if self.measure is None:
+            return {}
         cfg, model = self.cfg, self.model
-        if model.translates:
-            def translations(test: ImageData):
-                was_training = model.training
-                model.eval()
-                try:
-                    with torch.no_grad():
-                        return model.translations(test, nets=self.sampling_nets())
-                finally:
-                    model.train(was_training)
 
-            record = figures_of_translations(cfg.eval.metrics, translations, str(cfg.data), cfg.size, cfg.eval.n)
-        else:
-            def sample(n: int):
-                labels = torch.arange(n, device=self.device) % model.n_classes if model.n_classes else None
-                return self.sample(n, seed=cfg.seed + 2, labels=labels), None if labels is None else labels.cpu()
+        def translate(test: ImageData):
+            was_training = model.training
+            model.eval()
+            try:
+                with torch.no_grad():
+                    return model.translations(test, nets=self.sampling_nets())
+            finally:
+                model.train(was_training)
 
-            record = figures_of_samples(cfg.eval.metrics, sample, cfg.data, model.info, model.conditional,
-                                        cfg.eval.n, cfg.seed)
+        def sample(n: int):
+            labels = torch.arange(n, device=self.device) % model.n_classes if model.n_classes else None
+            return self.sample(n, seed=cfg.seed + 2, labels=labels), None if labels is None else labels.cpu()
+
+        record = self.measure(cfg, model, sample=sample, translate=translate)
         if record:
             record = {"kind": "eval", "step": self.step, **record}
             self.metrics.write(record)
