@@ -20,7 +20,7 @@ from ganforge.data.public import load_public
 from ganforge.data.sampler import BatchSampler
 from ganforge.data.two_domains import load_two_domains
 from ganforge.errors import UserError
-from ganforge.metrics.training import grey_digits
+from ganforge.metrics.digits import grey_digits
 from support_http import FileServer, refused_url
 
 DIGITS = mnist5k("all").images[:, 0].numpy()  # (5000, 28, 28) uint8, sorted by label

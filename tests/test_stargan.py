@@ -21,7 +21,8 @@ from ganforge.features.attribute_classifier import read_attributes
 from ganforge.metrics.digits import digit_metrics, ink
 from ganforge.metrics.translation import translation_figures
 from ganforge.models import StepContext
-from ganforge.models.stargan import StarGAN, parse_attrs
+from ganforge.models.stargan import StarGAN
+from ganforge.translate import parse_attrs
 from ganforge.nn.stargan import StarDiscriminator, StarGenerator, d_layers
 from ganforge.training import checkpoint
 from ganforge.metrics.training import run_figures

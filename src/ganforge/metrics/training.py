@@ -14,7 +14,6 @@ import torch
 from ganforge.data.catalogue import held_out
 from ganforge.data.base import ImageData
 from ganforge.features.inception_weights import NETWORK_ID
-from ganforge.metrics.digits import grey_digits  # noqa: F401  (imported from here by older callers)
 from ganforge.metrics.registry import METRICS, Real, Sample, Samples, measure, resolve
 from ganforge.metrics.translation import translation_figures
 from ganforge.models.base import Translated

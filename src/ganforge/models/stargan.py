@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 from torch.nn import functional as F
@@ -340,19 +340,6 @@ class StarGAN(ImageToImageModel):
         if labels:
             made["digit"] = Translated(out, ("acc",), labels=torch.cat(labels), digit="ink")
         return made
-
-
-def parse_attrs(text: str) -> Dict[str, int]:
-    """'red=1,thick=0' -> {"red": 1, "thick": 0}; names are checked against a model by `check_settings`."""
-    settings: Dict[str, int] = {}
-    for item in text.split(","):
-        name, sep, value = (part.strip() for part in item.partition("="))
-        if not sep or not name or value not in ("0", "1"):
-            raise UserError(f"--attrs expects NAME=0 or NAME=1 pairs separated by commas (red=1,thick=0), got '{item.strip()}'")
-        if name in settings:
-            raise UserError(f"--attrs names '{name}' twice")
-        settings[name] = int(value)
-    return settings
 
 
 def _hint(name: str, names: List[str]) -> str:

@@ -85,7 +85,6 @@ def _attribute_targets(model, run, attrs: Optional[str], all_domains: bool):
         raise UserError(f"{model.name} needs its targets: --attrs NAME=0|1,... (attributes: "
                         f"{', '.join(model.attribute_names)}) or --all-domains, one of the two")
     if attrs is not None:
-        from ganforge.models.stargan import parse_attrs
 
         settings = parse_attrs(attrs)
         model.check_settings(settings)
@@ -233,3 +232,16 @@ def _save(array: np.ndarray, path: Path) -> Path:
         Path(temp).unlink(missing_ok=True)
         raise
     return path
+
+
+def parse_attrs(text: str) -> Dict[str, int]:
+    """'red=1,thick=0' -> {"red": 1, "thick": 0}; names are checked against a model by `check_settings`."""
+    settings: Dict[str, int] = {}
+    for item in text.split(","):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not name or value not in ("0", "1"):
+            raise UserError(f"--attrs expects NAME=0 or NAME=1 pairs separated by commas (red=1,thick=0), got '{item.strip()}'")
+        if name in settings:
+            raise UserError(f"--attrs names '{name}' twice")
+        settings[name] = int(value)
+    return settings

@@ -291,7 +291,7 @@ def _attribute_targets(entry: Entry, image: np.ndarray, query: Dict[str, str]):
             raise HTTPError(400, f"{entry.name} has no attributes to set")
         return None, None
     from ganforge.data.base import to_float
-    from ganforge.models.stargan import parse_attrs
+    from ganforge.translate import parse_attrs
 
     attrs = parse_attrs(query["attrs"]) if query.get("attrs") else {}
     entry.model.check_settings(attrs)
