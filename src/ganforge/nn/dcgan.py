@@ -129,8 +129,8 @@ class DCGANDiscriminator(nn.Module):
 
 class _FrozenScores(torch.autograd.Function):
     """D's scores with frozen weights, whose backward is the closed-form input gradient: in a G step it
-    replaces autograd's convolution backward, which oneDNN runs ~4x slower than col2im when the input
-    has an image's few channels."""
+    replaces autograd's convolution backward, which oneDNN runs slowly when the input has an image's few
+    channels."""
 
     @staticmethod
     def forward(ctx, x, net):
