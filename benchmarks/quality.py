@@ -131,7 +131,7 @@ def stargan_reference() -> Dict:
 
 ROWS = [
     Row("demo", "dcgan", 5045, lambda r, e: f"{seeded(r, 'cfd', 'cFD')}, {digit_share(r)}", threads=None,
-        before="`make demo` by steps: ", after="idle machine, default two threads"),
+        before="`make demo` by steps: ", after="default two threads"),
     Row("dcgan", "dcgan", 2700, lambda r, e: f"{seeded(r, 'cfd', 'cFD')}; {digit_share(r)}", seeds=(0, 1)),
     Row("stylegan", "stylegan", 5590, lambda r, e: f"{seeded(r, 'cfd', 'cFD')} ({below_goal(r)}), "
         f"{slashed(r, 'score', 'score', '2')}, {digit_share(r)}"),
