@@ -460,7 +460,7 @@ def _tensors_cut_short(place):
     return ["sample", place.out, "--n", 2, "--npz", place.root / "s.npz"]
 
 
-@case("sample a checkpoint holding another model's tensors", Refused(r"weights do not fit a cgan"))
+@case("sample a checkpoint holding another model's tensors", Refused(r"G does not fit this cgan configuration"))
 def _tensors_of_another_model(place):
     sidecar = place.run_copy("cgan_run")
     shutil.copy(place.checkpoint_of("pix2pix_run").with_suffix(".safetensors"), sidecar.with_suffix(".safetensors"))

@@ -138,7 +138,7 @@ class Generator:
         self.data_spec = self.cfg.data
         self.model = model_cls(self.cfg, self.info)
         modules = self.model.checkpointed_modules()
-        loaded = load_module_tensors(modules, tensors, (AVERAGED, LIVE), where=f"{path}: the checkpoint")  # EMA first
+        loaded = load_module_tensors(modules, tensors, (AVERAGED, LIVE), where=f"{path}: the checkpoint", model=meta["model"])  # EMA first
         missing = [name for name, module in modules.items() if name not in loaded and any(True for _ in module.parameters())]
         if missing:
             raise UserError(f"{path}: the checkpoint has no weights for this {meta['model']}'s {missing[0]}")

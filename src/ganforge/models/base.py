@@ -37,7 +37,7 @@ def module_tensors(modules: Dict[str, nn.Module], source: str = LIVE) -> Dict[st
 
 
 def load_module_tensors(modules: Dict[str, nn.Module], tensors: Dict[str, Tensor], sources: Tuple[str, ...] = (LIVE,),
-                        where: str = "the checkpoint") -> Dict[str, str]:
+                        where: str = "the checkpoint", model: str = "") -> Dict[str, str]:
     """Load each named module from the first of `sources` that the tensors hold it under -> {name: source}.
     A module the tensors lack is left as it is; one that does not fit is one UserError line."""
     loaded = {}
@@ -49,7 +49,7 @@ def load_module_tensors(modules: Dict[str, nn.Module], tensors: Dict[str, Tensor
                 try:
                     module.load_state_dict(state)
                 except RuntimeError:
-                    raise UserError(f"{where}'s {name} does not fit this configuration (different sizes or settings)") from None
+                    raise UserError(f"{where}'s {name} does not fit this {model + ' ' if model else ''}configuration (different sizes or settings)") from None
                 loaded[name] = source
                 break
     return loaded

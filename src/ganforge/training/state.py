@@ -143,7 +143,7 @@ def roll_back(trainer) -> None:
 
 def load_run_state(trainer, tensors: Dict[str, torch.Tensor], meta: Dict) -> None:
     """Put a trainer back exactly where a checkpoint left it: weights, EMA, optimisers, schedules, RNG, data order."""
-    load_module_tensors(trainer.model.checkpointed_modules(), tensors)
+    load_module_tensors(trainer.model.checkpointed_modules(), tensors, model=trainer.cfg.model)
     if trainer.ema is not None:
         load_module_tensors(trainer.ema.nets, tensors, (AVERAGED,))
     for name, opt in trainer.optimizers.items():
