@@ -2,7 +2,8 @@
 
 Real and fake batches get the same kind of random transform and gradients flow through it to G, so D
 cannot memorise a small data set without G learning the augmented distribution. Policy is a comma list of
-"color", "translation", "cutout"; "" turns it off. Draws use torch's global RNG, which checkpoints save.
+"color", "translation", "cutout"; "" turns it off; "ada" is the adaptive pipeline of nn/ada.py instead.
+Draws use torch's global RNG, which checkpoints save.
 """
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from torch import nn
 import torch.nn.functional as F
 
 from ganforge.errors import UserError
+from ganforge.nn.ada import AdaptiveAugment
 
 POLICIES = ("color", "translation", "cutout")
+ADA = "ada"
 
 
 def _color(x: torch.Tensor) -> torch.Tensor:
@@ -55,12 +58,14 @@ _OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
 class DiffAugment(nn.Module):
+    adaptive = False  # p stays as set (ADA's moves: nn/ada.py)
+
     def __init__(self, policy: str = "", p: float = 1.0):
         super().__init__()
         self.ops = [s.strip() for s in policy.split(",") if s.strip()]
         for op in self.ops:
             if op not in _OPS:
-                raise UserError(f"augment.policy: unknown augmentation '{op}'; choose from {', '.join(POLICIES)}")
+                raise UserError(f"augment.policy: unknown augmentation '{op}'; choose from {', '.join(POLICIES)}, or {ADA} alone")
         if not 0.0 <= p <= 1.0:
             raise UserError(f"augment.p must be in [0, 1], got {p}")
         self.p = p
@@ -79,3 +84,18 @@ class DiffAugment(nn.Module):
             keep = torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= self.p
             out = torch.where(keep, x, out)
         return out
+
+
+def build_augment(settings, threshold: float = 0.0):
+    """The augmentation a config's `augment` section asks for: DiffAugment's policies, or ADA ("ada"), whose
+    p starts at augment.p (0 when unset) and adapts to D's outputs on reals about `threshold`."""
+    settings = settings or {"policy": ""}
+    ops = [s.strip() for s in settings["policy"].split(",") if s.strip()]
+    p = settings.get("p")
+    if ADA not in ops:
+        return DiffAugment(settings["policy"], 1.0 if p is None else p)  # each image augmented unless p says otherwise
+    if len(ops) > 1:
+        raise UserError(f"augment.policy: {ADA} is a whole pipeline of its own; it does not combine with {', '.join(POLICIES)}")
+    if p is not None and not 0.0 <= p <= 1.0:
+        raise UserError(f"augment.p must be in [0, 1], got {p}")
+    return AdaptiveAugment(0.0 if p is None else p, settings["target"], settings["interval"], settings["speed"], threshold)

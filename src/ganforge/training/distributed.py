@@ -90,6 +90,12 @@ def broadcast_parameters(modules: Iterable[nn.Module]) -> None:
             dist.broadcast(tensor, 0)
 
 
+def all_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor summed over the ranks, in place (ADA's statistics of D's verdicts on each rank's reals)."""
+    dist.all_reduce(tensor)
+    return tensor
+
+
 def all_true(flag: torch.Tensor) -> torch.Tensor:
     """A 0-dim bool that is true only where it is true on every rank."""
     value = flag.to(torch.int32).reshape(1)

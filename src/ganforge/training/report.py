@@ -77,7 +77,8 @@ def plot_losses(records: List[Dict], path: Path) -> None:
     distances = [k for k in ("cfd", "fid") if any(k in r for r in eval_rows)]
     shares = sorted({k for r in eval_rows for k, v in r.items() if k not in ("step", "n") and isinstance(v, float) and 0 <= v <= 1})
     quality = distances or shares
-    panels = 2 if quality else 1
+    augment_rows = [r for r in loss_rows if "augment_p" in r]  # adaptive augmentation's p (and r_t)
+    panels = 1 + bool(quality) + bool(augment_rows)
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 3.6), squeeze=False)
     ax = axes[0][0]
     for key in keys:
@@ -98,6 +99,15 @@ def plot_losses(records: List[Dict], path: Path) -> None:
             ax.set_title("quality (lower is better)")
         else:
             ax.set_title("quality (higher is better)")
+        ax.legend(fontsize=8)
+    if augment_rows:
+        ax = axes[0][panels - 1]
+        ax.plot([r["step"] for r in augment_rows], [r["augment_p"] for r in augment_rows], label="p")
+        rt_rows = [r for r in augment_rows if "augment_rt" in r]
+        if rt_rows:
+            ax.plot([r["step"] for r in rt_rows], [r["augment_rt"] for r in rt_rows], label="r_t = E[sign D(real)]", linewidth=1)
+        ax.set_xlabel("generator step")
+        ax.set_title("adaptive augmentation")
         ax.legend(fontsize=8)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")

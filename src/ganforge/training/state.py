@@ -3,8 +3,8 @@ checkpoint, roll back to it (or to the starting state) after a divergence, and s
 
 A run's state: the model's checkpointed modules and their EMA, each optimiser's state and schedule position,
 every RNG stream, the data order, the step and time so far, the best and last quality figures, the learning
-rates' scale after roll-backs and the gradient scalers. The functions take the trainer (training/trainer.py)
-that holds it all.
+rates' scale after roll-backs, the gradient scalers, and adaptive augmentation's p with the statistics that
+move it next. The functions take the trainer (training/trainer.py) that holds it all.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import copy
 import logging
 import os
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
@@ -68,8 +68,21 @@ def run_meta(trainer, meta: Dict) -> Dict:
         "metrics": {k: v for k, v in trainer.last_eval.items() if k != "kind"},
         "lr_scale": trainer.lr_scale,
         "grad_scalers": trainer.precision.state_dict(),
+        "augment": augment_state(trainer),
     })
     return meta
+
+
+def augment_state(trainer) -> Optional[Dict]:
+    """ADA's p and the statistics gathered towards its next move (None without ADA). Under DDP rank 0 holds every
+    rank's statistics summed and the others none, so the sum at the next move is the same and one file holds it."""
+    augment = trainer.model.augment
+    if not augment.adaptive:
+        return None
+    if trainer.ranks.active:
+        totals = distributed.all_sum(augment.totals())
+        augment.hold(totals if trainer.ranks.main else torch.zeros_like(totals))
+    return augment.state()
 
 
 def snapshot(trainer) -> tuple:
@@ -160,3 +173,8 @@ def load_run_state(trainer, tensors: Dict[str, torch.Tensor], meta: Dict) -> Non
     trainer.lr_scale = meta.get("lr_scale", 1.0)
     trainer.precision.load_state_dict(meta.get("grad_scalers"))
     trainer.last_eval = dict(meta.get("metrics") or {})
+    augment = trainer.model.augment
+    if augment.adaptive and meta.get("augment"):
+        augment.load_state(meta["augment"])
+        if not trainer.ranks.main:  # rank 0 holds every rank's statistics (augment_state)
+            augment.hold(torch.zeros_like(augment.totals()))
