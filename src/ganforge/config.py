@@ -45,7 +45,10 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
     # constant, or linear decay to zero from decay_start (a fraction of the steps) on, as in CycleGAN
     "schedule": {"kind": "constant", "decay_start": 0.5},
     "ema": {"beta": 0.0, "start": 0},  # exponential moving average of G; beta 0 turns it off
-    "augment": {"policy": "", "p": 1.0},  # differentiable augmentation of D's inputs (Zhao 2020)
+    # differentiable augmentation of D's inputs: DiffAugment's color,translation,cutout (Zhao 2020), applied to a
+    # share p of the images (null: all); or ada (Karras 2020), whose p starts at p (null: 0) and every `interval`
+    # D steps moves by (images seen) / speed towards E[sign D(real)] = target; interval 0 holds p fixed
+    "augment": {"policy": "", "p": None, "target": 0.6, "interval": 4, "speed": 500000.0},
     "log": {"every": 25},
     "sample": {"every": 500, "n": 64},
     "eval": {"every": 500, "n": 2500, "metrics": "auto"},
@@ -310,6 +313,16 @@ def validate(cfg: Mapping) -> None:
     positive("checkpoint.keep", cfg["checkpoint"]["keep"])
     positive("sample.n", cfg["sample"]["n"])
     positive("eval.n", cfg["eval"]["n"])
+    if "augment" in cfg:
+        augment = cfg["augment"]
+        if augment["p"] is not None:
+            if isinstance(augment["p"], bool) or not isinstance(augment["p"], (int, float)):
+                raise UserError(f"'augment.p' must be a number, got {augment['p']!r}")
+            within("augment.p", augment["p"], 0.0, 1.0)
+        within("augment.target", augment["target"], -1.0, 1.0)  # a mean of signs
+        if augment["interval"] < 0:
+            raise UserError(f"augment.interval must be >= 0, got {augment['interval']}")
+        positive("augment.speed", augment["speed"])
     if cfg["device"] not in ("auto", "cpu", "cuda") and not str(cfg["device"]).startswith("cuda:"):
         raise UserError(f"device must be auto, cpu or cuda, got '{cfg['device']}'")
 

@@ -22,7 +22,7 @@ from torch import nn
 from ganforge import losses
 from ganforge.data.catalogue import Kind
 from ganforge.errors import UserError
-from ganforge.nn.augment import DiffAugment
+from ganforge.nn.augment import build_augment
 
 Tensor = torch.Tensor
 
@@ -71,6 +71,9 @@ class Capability(Enum):
 
 # Losses under which D's output is a logit of "real", so its sigmoid is a probability.
 LOGIT_LOSSES = ("minimax", "nonsaturating")
+# Where D's output parts real from fake, for ADA's r_t = E[sign(D(real) - boundary)]: a logit's 0, the middle of
+# LSGAN's targets 0 and 1 (Mao 2017). A Wasserstein critic's score has no such point.
+DECISION_BOUNDARIES = {"minimax": 0.0, "nonsaturating": 0.0, "hinge": 0.0, "lsgan": 0.5}
 
 
 @dataclass
@@ -157,8 +160,7 @@ class GANModel(nn.Module):
         self.cfg, self.info = cfg, info
         self.channels, self.size = info["channels"], info["size"]
         self.n_classes = len(info.get("classes") or [])
-        augment = cfg.get("augment") or {"policy": "", "p": 1.0}
-        self.augment = DiffAugment(augment["policy"], augment["p"])
+        self.augment = build_augment(cfg.get("augment"), DECISION_BOUNDARIES.get(cfg.loss, 0.0))
         if self.needs == Kind.LABELS and not self.n_classes:
             raise UserError(f"{self.name} is class-conditional but the data '{info['name']}' has no labels: use a folder with one sub-folder per class")
 
@@ -182,6 +184,10 @@ class GANModel(nn.Module):
         before any data is read (so `--show-config` checks too), and again when the model is built."""
         if cfg.loss not in cls.adversarial_losses:
             raise UserError(f"{cls.name}: loss must be one of {', '.join(cls.adversarial_losses)}, got '{cfg.loss}'")
+        augment = cfg.get("augment")
+        if augment and augment.policy.strip() == "ada" and augment.interval and cfg.loss not in DECISION_BOUNDARIES:
+            raise UserError(f"{cls.name}: augment.policy=ada adapts p to the sign of D's output on reals, which a {cfg.loss} "
+                            f"critic's score does not carry; hold p fixed with augment.interval=0 and augment.p=P")
         if cls.translates and cfg.eval.metrics not in ("auto", "none", ""):
             raise UserError(f"{cls.name} reports its own figures on held-out pairs: eval.metrics takes auto or none, "
                             f"not '{cfg.eval.metrics}' (score outputs with `ganforge eval --images`)")
@@ -279,9 +285,17 @@ class GANModel(nn.Module):
             return ctx.cache.pop("fake")
         return self.fake_batch(n, device)
 
-    def score(self, x: Tensor, labels: Optional[Tensor] = None) -> Tensor:
-        """D on augmented input (the same augmentation family for real and fake, Zhao 2020)."""
-        return self.D(self.augment(x), labels)
+    def score(self, x: Tensor, labels: Optional[Tensor] = None, real: bool = False) -> Tensor:
+        """D on augmented input (the same augmentation family for real and fake, Zhao 2020). real: x is a D step's
+        real batch, whose scores adaptive augmentation reads (ADA's r_t)."""
+        out = self.D(self.augment(x), labels)
+        if real and self.augment.adaptive:
+            self.augment.observe(self.adversarial_scores(out))
+        return out
+
+    def adversarial_scores(self, out: Tensor) -> Tensor:
+        """The real-or-fake part of D's output (N, ...): all of it, less an auxiliary classifier's logits (CLASSIFY)."""
+        return losses.split_scores(out, self.n_classes)[0] if self.can(Capability.CLASSIFY) else out
 
     def score_gradient(self, x: Tensor, labels: Optional[Tensor] = None) -> Optional[Tensor]:
         """d(sum of score(x))/dx from D's closed form (see DCGANDiscriminator.input_gradient), or None when
@@ -294,9 +308,11 @@ class GANModel(nn.Module):
     def score_pair(self, real: Tensor, fake: Tensor, real_labels=None, fake_labels=None) -> Tuple[Tensor, Tensor]:
         """D on real and fake: one batched call, except with batch norm, whose statistics must not mix them."""
         if getattr(self.D, "uses_batch_norm", False):
-            return self.score(real, real_labels), self.score(fake, fake_labels)
+            return self.score(real, real_labels, real=True), self.score(fake, fake_labels)
         labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
         out = self.score(torch.cat([real, fake]), labels)
+        if self.augment.adaptive:
+            self.augment.observe(self.adversarial_scores(out[: real.shape[0]]))
         return out[: real.shape[0]], out[real.shape[0] :]
 
     # --- optional capabilities (Capability): the defaults say "not supported" -----------------------

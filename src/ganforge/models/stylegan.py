@@ -90,7 +90,7 @@ class StyleGAN(GANModel):
         lazy_r1 = self.cfg.r1_gamma > 0 and ctx.step % self.cfg.r1_every == 0
         if lazy_r1:
             real = real.detach().requires_grad_(True)
-        d_real, d_fake = self.score(real), self.score(fake)
+        d_real, d_fake = self.score(real, real=True), self.score(fake)
         out = {"loss": losses.d_loss(self.cfg.loss, d_real, d_fake)}
         if lazy_r1:
             # gamma / 2 * E||grad D(x)||^2, weighted by the interval so that its average strength is unchanged

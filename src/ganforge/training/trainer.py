@@ -3,7 +3,8 @@
 Per iteration: for each phase of the model (D repeated n_critic times, then G, by default) freeze the
 networks the phase must not update, draw a batch where the phase asks for one, zero the phase's
 gradients, run the model's step, backpropagate its "loss", step the optimiser and let the model act
-after it (weight clipping). Then the schedules and the EMA advance one generator step.
+after it (weight clipping). Then the schedules and the EMA advance one generator step, and adaptive
+augmentation moves its p when its interval of D steps is over.
 
 Losses stay on the device and are summed there; the host reads them only every `log.every` steps.
 Once per iteration the host asks one question: were all of this step's losses finite? If not, the run
@@ -122,7 +123,8 @@ class Trainer:
                 if cfg.log.every and self.step % cfg.log.every == 0 and self.ranks.main:
                     rate = images_seen / max(1e-9, time.monotonic() - t_log)
                     logs = {k: float(v) / n_logged for k, v in running.items()}  # read the losses every log.every steps
-                    self.metrics.write({"kind": "train", "step": self.step, "time": round(self.elapsed, 2), "img_per_s": round(rate, 1), **logs})
+                    self.metrics.write({"kind": "train", "step": self.step, "time": round(self.elapsed, 2), "img_per_s": round(rate, 1),
+                                        **logs, **self._augment_record()})
                     progress.update(self.step, {k[: -len("/loss")]: v for k, v in logs.items() if k.endswith("/loss")}, rate)
                     running, images_seen, t_log, n_logged = {}, 0, time.monotonic(), 0
                 self._periodic()
@@ -167,6 +169,7 @@ class Trainer:
             sched.step()
         if self.ema is not None:
             self.ema.update(self.ema_live, self.step)
+        self._adapt_augmentation()
         finite = torch.isfinite(torch.cat(losses)).all()
         if self._checkpoint_due(self.step + 1):  # a checkpoint must hold finite weights: check them too
             finite = finite & self._weights_finite()
@@ -174,6 +177,24 @@ class Trainer:
             distributed.broadcast_buffers(self.all_nets())
             finite = distributed.all_true(finite)  # every rank rolls back together
         return drawn, finite
+
+    def _adapt_augmentation(self) -> None:
+        """ADA (Karras 2020, section 3): once `augment.interval` D steps have read D's outputs on reals, move p by
+        what every rank saw together. One host read per interval."""
+        augment = self.model.augment
+        if not (augment.adaptive and augment.due()):
+            return
+        totals = augment.totals()
+        if self.ranks.active:
+            distributed.all_sum(totals)
+        augment.adjust(*totals.tolist())
+
+    def _augment_record(self) -> Dict:
+        """ADA's p and its last r_t, for metrics.jsonl and the loss plot."""
+        augment = self.model.augment
+        if not augment.adaptive:
+            return {}
+        return {"augment_p": augment.p, **({"augment_rt": augment.rt} if augment.rt is not None else {})}
 
     def _checkpoint_due(self, step: int) -> bool:
         every = self.cfg.checkpoint.every
