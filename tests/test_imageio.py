@@ -61,7 +61,7 @@ def test_palette_image_grey_palette_gives_one_channel_colour_palette_three(tmp_p
     assert np.abs(loaded.astype(int) - colour.astype(int)).mean() < 40
 
 
-def test_alpha_is_composited_over_black(tmp_path):
+def test_alpha_is_composited_over_white(tmp_path):
     rgba = np.zeros((4, 4, 4), dtype=np.uint8)
     rgba[..., :3] = (200, 100, 50)
     rgba[..., 3] = 0
@@ -71,20 +71,19 @@ def test_alpha_is_composited_over_black(tmp_path):
     out = read_image(tmp_path / "a.png")
     assert out.shape == (4, 4, 3)
     assert out[0, 0].tolist() == [200, 100, 50]
-    assert out[0, 1].tolist() == [100, 50, 25]  # half transparent: half the colour
-    assert out[1, 1].tolist() == [0, 0, 0]  # fully transparent: black
+    assert out[0, 1].tolist() == [227, 177, 152]  # half transparent: (200 * 128 + 255 * 127) / 255, ...
+    assert out[1, 1].tolist() == [255, 255, 255]  # fully transparent: white
 
     la = np.stack([np.full((3, 3), 240, np.uint8), np.full((3, 3), 64, np.uint8)], axis=-1)
     Image.fromarray(la, "LA").save(tmp_path / "la.png")
-    assert read_image(tmp_path / "la.png")[..., 0].tolist() == [[60] * 3] * 3  # 240 * 64 / 255
+    assert read_image(tmp_path / "la.png")[..., 0].tolist() == [[251] * 3] * 3  # (240 * 64 + 255 * 191) / 255
 
     palette = Image.new("P", (2, 1))
-    palette.putpalette([255, 255, 255, 0, 0, 0])
+    palette.putpalette([0, 0, 0, 90, 90, 90])
     palette.putpixel((0, 0), 0)
     palette.putpixel((1, 0), 1)
-    palette.info["transparency"] = 0  # index 0 (white) is transparent
-    palette.save(tmp_path / "p.png", transparency=0)
-    assert read_image(tmp_path / "p.png")[0, :, 0].tolist() == [0, 0]
+    palette.save(tmp_path / "p.png", transparency=0)  # index 0 (black) is transparent
+    assert read_image(tmp_path / "p.png")[0, :, 0].tolist() == [255, 90]
 
 
 def test_sixteen_bit_is_scaled_not_clipped(tmp_path):

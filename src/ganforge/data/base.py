@@ -2,6 +2,7 @@
 
 Images are held as uint8 (N, C, H, W) at the model's size: small (5,000 MNIST digits are 4 MB), and
 batches are made by indexing and converting on the device, never by per-sample PIL calls in the loop.
+C is 1 (grey), 3 (RGB) or 4 (RGBA, straight alpha, when a run keeps transparency: `alpha=true`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class ImageData:
     """
 
     name: str
-    images: torch.Tensor  # (N, C, H, W) uint8
+    images: torch.Tensor  # (N, C, H, W) uint8, C in {1, 3, 4}
     labels: Optional[torch.Tensor] = None  # (N,) int64 class index
     classes: List[str] = field(default_factory=list)
     images_b: Optional[torch.Tensor] = None  # (M, C, H, W) uint8, the second domain
@@ -85,10 +86,47 @@ class PairedImageData(ImageData):
 def conform(data: ImageData, size: Optional[int], channels: Optional[int]) -> ImageData:
     """Resize/crop and convert channels of in-memory data when the model asks for another shape."""
     if channels is not None and channels != data.channels:
-        data.images = match_channels(data.images, channels)
+        data.images = to_channels(data.images, channels)
     if size is not None and size != data.size:
-        data.images = resize_center_crop(data.images, size)
+        data.images = resize(data.images, size)
     return data
+
+
+def on_white(rgba: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 4, H, W) straight alpha -> uint8 (N, 3, H, W) composited on white, rounded."""
+    colour, alpha = rgba[:, :3].int(), rgba[:, 3:].int()
+    return ((colour * alpha + 255 * (255 - alpha) + 127) // 255).to(torch.uint8)
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> (N, channels, H, W) for C and channels in {1, 3, 4}: grey <-> RGB as
+    `match_channels`; to RGBA with an opaque alpha; from RGBA composited on white."""
+    have = images.shape[1]
+    if have == channels:
+        return images
+    if have == 4:
+        return match_channels(on_white(images), channels)
+    if channels == 4:
+        opaque = torch.full_like(images[:, :1], 255)
+        return torch.cat([match_channels(images, 3), opaque], dim=1)
+    return match_channels(images, channels)
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """`resize_center_crop`, with RGBA (4 channels) resampled premultiplied: the colour weighted by alpha is
+    resized, then divided by the resized alpha, so transparent pixels lend no colour to the edges."""
+    if images.shape[1] != 4 or min(images.shape[-2:]) == size:  # nothing resampled: only cropped
+        return resize_center_crop(images, size)
+    out = torch.empty(images.shape[0], 4, size, size, dtype=torch.uint8, device=images.device)
+    chunk = max(1, 2**24 // (images.shape[-2] * images.shape[-1]))  # ~64 M floats at a time, as resize_center_crop
+    for start in range(0, images.shape[0], chunk):
+        part = images[start : start + chunk]
+        alpha = part[:, 3:].float() / 255
+        resized = resize_center_crop(torch.cat([part[:, :3].float() * alpha, alpha], dim=1), size)
+        colour, alpha = resized[:, :3], resized[:, 3:].clamp(0, 1)
+        colour = torch.where(alpha > 0, colour / alpha.clamp_min(1e-6), torch.zeros_like(colour))
+        out[start : start + chunk] = torch.cat([colour, alpha * 255], dim=1).round_().clamp_(0, 255).to(torch.uint8)
+    return out
 
 
 def conform_pair(data: ImageData, size: Optional[int]) -> ImageData:

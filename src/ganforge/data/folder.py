@@ -15,10 +15,9 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from ganforge.data.base import ImageData
+from ganforge.data.base import ImageData, resize, to_channels
 from ganforge.errors import UserError
 from ganforge.imaging.io import IMAGE_SUFFIXES, ImageError, max_pixels, read_image
-from ganforge.imaging.transforms import match_channels, resize_center_crop
 
 log = logging.getLogger("ganforge")
 
@@ -26,7 +25,8 @@ log = logging.getLogger("ganforge")
 Entry = Tuple[str, PurePosixPath, Callable[[], np.ndarray]]
 
 
-def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, channels: Optional[int] = None) -> ImageData:
+def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, channels: Optional[int] = None,
+                alpha: bool = False) -> ImageData:
     """Load every image under a folder (recursively) or inside a .zip file.
 
     - Labels: when every image lies inside a first-level sub-folder and there are at least two of them,
@@ -34,17 +34,20 @@ def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, ch
     - ``size``: images are scaled (short side) and centre-cropped to size x size; by default ``size`` is
       the most common short side (ties: the first in sorted path order), so one stray thumbnail or strip
       does not set the size of the whole set.
-    - ``channels``: 3 if any image is in colour, else 1, unless given.
+    - ``channels``: 3 if any image is in colour, else 1, unless given; transparency is composited on white.
+    - ``alpha``: every image is read as straight-alpha RGBA (opaque where the file has no alpha): 4 channels.
     - Files that cannot be decoded are skipped and counted in ``skipped``, with one warning for all.
       Hidden files and folders (names starting with ".") and non-image files are ignored.
     """
     root = Path(path)
     if not root.exists():
         raise UserError(f"no such file or folder: {root}")
+    if alpha and channels not in (None, 4):
+        raise UserError(f"alpha=true keeps 4 channels (RGBA), not {channels}")
     if root.is_dir():
-        entries = folder_entries(root)
+        entries = folder_entries(root, alpha=alpha)
     elif zipfile.is_zipfile(root):
-        entries = _zip_entries(root)
+        entries = _zip_entries(root, alpha=alpha)
     elif root.suffix.lower() == ".zip" or _starts_with(root, b"PK\x03\x04"):
         raise UserError(f"{root} is not a readable zip file (damaged or cut short): make the archive again")
     elif root.suffix.lower() in IMAGE_SUFFIXES:
@@ -74,9 +77,9 @@ def load_images(path: Union[str, os.PathLike], *, size: Optional[int] = None, ch
     if size < 1:
         raise UserError(f"size must be a positive number of pixels, got {size}")
     if channels is None:
-        channels = 3 if any(array.shape[2] == 3 for array in arrays) else 1
-    if channels not in (1, 3):
-        raise UserError(f"channels must be 1 or 3, got {channels}")
+        channels = default_channels(arrays)
+    if channels not in (1, 3, 4):
+        raise UserError(f"channels must be 1, 3 or 4, got {channels}")
     images = stack_images(arrays, size, channels)
     name = root.stem if root.is_file() else root.name
     return ImageData(
@@ -109,7 +112,7 @@ def _is_hidden(part: str) -> bool:
     return part.startswith(".") or part == "__MACOSX"
 
 
-def folder_entries(root: Path) -> List[Entry]:
+def folder_entries(root: Path, alpha: bool = False) -> List[Entry]:
     entries: List[Entry] = []
     seen = set()  # real folders already walked: a symlink loop is entered only once
     for folder, subfolders, files in os.walk(root, followlinks=True):
@@ -124,12 +127,12 @@ def folder_entries(root: Path) -> List[Entry]:
                 continue
             full = Path(folder) / file_name
             relative = PurePosixPath(full.relative_to(root).as_posix())
-            entries.append((str(relative), relative, lambda full=full: read_image(full)))
+            entries.append((str(relative), relative, lambda full=full: read_image(full, alpha=alpha)))
     entries.sort(key=lambda entry: entry[1])
     return entries
 
 
-def _zip_entries(archive: Path) -> List[Entry]:
+def _zip_entries(archive: Path, alpha: bool = False) -> List[Entry]:
     try:
         with zipfile.ZipFile(archive) as zipped:
             members = [info for info in zipped.infolist() if not info.is_dir()]
@@ -149,7 +152,8 @@ def _zip_entries(archive: Path) -> List[Entry]:
                 except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as e:
                     entries.append((shown, relative, _refuse(shown, f"damaged zip entry ({e})")))
                     continue
-                entries.append((shown, relative, lambda data=data, name=f"{archive}/{shown}": read_image(data, name=name)))
+                entries.append((shown, relative, lambda data=data, name=f"{archive}/{shown}":
+                                read_image(data, name=name, alpha=alpha)))
             return entries
     except (zipfile.BadZipFile, OSError) as e:
         raise UserError(f"cannot read zip file {archive}: {e}") from None
@@ -195,20 +199,26 @@ def _labels(relatives: List[PurePosixPath]):
     return labels, classes
 
 
+def default_channels(arrays: List[np.ndarray]) -> int:
+    """4 if any uint8 (H, W, C) array is RGBA, else 3 if any is in colour, else 1."""
+    return max(array.shape[2] for array in arrays)
+
+
 def stack_images(arrays: List[np.ndarray], size: int, channels: Optional[int] = None) -> torch.Tensor:
-    """uint8 (H, W, C) arrays of any sizes -> uint8 (N, channels, size, size): the short side scaled and
-    centre-cropped (CelebA's 178 x 218 faces: the centre 178 x 178 square, as StarGAN crops them), one shape
-    group at a time. ``channels`` defaults to 3 if any image is in colour, else 1."""
+    """uint8 (H, W, C) arrays of any sizes, C in {1, 3, 4} -> uint8 (N, channels, size, size): the short side
+    scaled (RGBA premultiplied: see data.base.resize) and centre-cropped (CelebA's 178 x 218 faces: the centre
+    178 x 178 square, as StarGAN crops them), one shape group at a time. ``channels`` defaults to 4 if any
+    image is RGBA, else 3 if any is in colour, else 1."""
     if size < 1:
         raise UserError(f"size must be a positive number of pixels, got {size}")
     if channels is None:
-        channels = 3 if any(array.shape[2] == 3 for array in arrays) else 1
+        channels = default_channels(arrays)
     images = torch.empty(len(arrays), channels, size, size, dtype=torch.uint8)
     groups: Dict[Tuple[int, int, int], List[int]] = {}
     for i, array in enumerate(arrays):
         groups.setdefault(array.shape, []).append(i)
     for indices in groups.values():
         batch = torch.from_numpy(np.stack([arrays[i] for i in indices])).permute(0, 3, 1, 2)  # (n, C, H, W)
-        batch = resize_center_crop(match_channels(batch, channels), size)
+        batch = resize(to_channels(batch, channels), size)
         images[torch.tensor(indices)] = batch
     return images

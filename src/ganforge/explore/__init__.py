@@ -8,6 +8,9 @@
   2016: Gaussian latents live near a sphere, which straight lines leave). Z works for every noise model.
 - a GIF: the same walk through all the seeds and back to the first.
 
+The grids of a model trained with alpha (4 channels) are RGBA PNGs; the GIF composites them on white, since GIF
+has one transparent palette entry rather than an alpha channel.
+
 Seed S names the latent `ganforge sample --seed S` draws first, so a picture can be matched to a sample.
 """
 from __future__ import annotations
@@ -122,10 +125,10 @@ class Explorer:
     def gif(self, path, seeds: Sequence[int], steps: int = 16, space: str = "w", psi: float = 1.0, fps: float = 12.0,
             scale: Optional[int] = None) -> Path:
         """An animated GIF of the closed walk through the seeds, each frame enlarged `scale` times
-        (default: to at least 128 px)."""
+        (default: to at least 128 px); RGBA frames are composited on white."""
         from PIL import Image
 
-        from ganforge.data.base import to_uint8
+        from ganforge.data.base import on_white, to_uint8
 
         if not 0 < fps <= 100:
             raise UserError(f"--fps must be in (0, 100], got {fps}")
@@ -133,7 +136,10 @@ class Explorer:
         frames = torch.cat([leg[:-1] for leg in legs])  # a leg's end is the next one's start
         side = frames.shape[-1]
         scale = scale or max(1, -(-128 // side))
-        pixels = to_uint8(frames).repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
+        pixels = to_uint8(frames)
+        if pixels.shape[1] == 4:
+            pixels = on_white(pixels)
+        pixels = pixels.repeat_interleave(scale, dim=2).repeat_interleave(scale, dim=3)
         pixels = pixels.permute(0, 2, 3, 1).numpy()  # (frames, H, W, C)
         images = [Image.fromarray(p[..., 0] if p.shape[-1] == 1 else p) for p in pixels]
         out = Path(path)

@@ -10,7 +10,8 @@ from ganforge.imaging.transforms import to_uint8
 
 
 def make_grid(images: torch.Tensor, nrow: Optional[int] = None, padding: int = 2, pad_value: int = 0) -> torch.Tensor:
-    """(N, C, H, W) float [-1, 1] or uint8 -> one uint8 (C, H', W') image, nrow images per row."""
+    """(N, C, H, W) float [-1, 1] or uint8 -> one uint8 (C, H', W') image, nrow images per row. The padding
+    is `pad_value` in every channel: with RGBA images (C = 4) the default 0 leaves it transparent."""
     x = images if images.dtype == torch.uint8 else to_uint8(images.detach().float().cpu())
     x = x.cpu()
     n, c, h, w = x.shape
@@ -25,7 +26,8 @@ def make_grid(images: torch.Tensor, nrow: Optional[int] = None, padding: int = 2
 
 
 def save_grid(images: torch.Tensor, path, nrow: Optional[int] = None, scale: int = 1) -> None:
-    """Write a grid as PNG; `scale` enlarges small images by pixel repetition so digits stay crisp."""
+    """Write a grid as PNG (RGBA with transparent padding for 4-channel images); `scale` enlarges small images
+    by pixel repetition so digits stay crisp."""
     from ganforge.imaging.io import write_png
 
     grid = make_grid(images, nrow)

@@ -1,8 +1,9 @@
 """Reading and writing image files.
 
 ``read_image`` turns any file a user is likely to have (grey, RGB, palette, alpha, 16-bit, CMYK, rotated
-phone photos) into uint8 (H, W, C) with C in {1, 3}, and turns every way a file can be bad into one
-``ImageError`` that names the file. ``write_png`` writes atomically, so an interrupted run never leaves
+phone photos) into uint8 (H, W, C) with C in {1, 3}, transparency composited on white (the background icons
+and emoji are drawn on), or into straight-alpha RGBA (C = 4) when asked; it turns every way a file can be bad
+into one ``ImageError`` that names the file. ``write_png`` writes atomically, so an interrupted run never leaves
 a half-written sample behind.
 """
 from __future__ import annotations
@@ -53,8 +54,11 @@ def max_pixels() -> int:
     return limit
 
 
-def read_image(source: Union[str, os.PathLike, bytes], *, name: Optional[str] = None) -> np.ndarray:
-    """Decode a file (path) or its contents (bytes) to uint8 (H, W, C), C = 1 for grey, 3 for colour.
+def read_image(source: Union[str, os.PathLike, bytes], *, name: Optional[str] = None,
+               alpha: bool = False) -> np.ndarray:
+    """Decode a file (path) or its contents (bytes) to uint8 (H, W, C), C = 1 for grey, 3 for colour, any
+    transparency composited on white; with ``alpha``, to (H, W, 4) straight-alpha RGBA whatever the file holds
+    (grey becomes RGB, and an image without alpha is opaque).
 
     The image size is checked against ``max_pixels()`` from the header, before any pixel is decoded.
     Pillow's own guard (twice ``PIL.Image.MAX_IMAGE_PIXELS``, ~179 million) still applies above that.
@@ -63,7 +67,7 @@ def read_image(source: Union[str, os.PathLike, bytes], *, name: Optional[str] = 
         name = name or "<image bytes>"
         if len(source) == 0:
             raise ImageError(name, "the file is empty (0 bytes)")
-        return _decode(io.BytesIO(source), name)
+        return _decode(io.BytesIO(source), name, alpha)
     path = Path(source)
     name = name or str(path)
     try:
@@ -75,7 +79,7 @@ def read_image(source: Union[str, os.PathLike, bytes], *, name: Optional[str] = 
         with open(path, "rb") as stream:
             if os.fstat(stream.fileno()).st_size == 0:
                 raise ImageError(name, "the file is empty (0 bytes)")
-            return _decode(stream, name)
+            return _decode(stream, name, alpha)
     except FileNotFoundError:
         raise ImageError(name, "no such file (or a broken link)") from None
     except PermissionError:
@@ -86,7 +90,7 @@ def read_image(source: Union[str, os.PathLike, bytes], *, name: Optional[str] = 
         raise ImageError(name, e.strerror or str(e)) from None
 
 
-def _decode(stream, name: str) -> np.ndarray:
+def _decode(stream, name: str, alpha: bool) -> np.ndarray:
     try:
         image = Image.open(stream)
     except UnidentifiedImageError:
@@ -114,7 +118,8 @@ def _decode(stream, name: str) -> np.ndarray:
         try:
             image.load()
             image = ImageOps.exif_transpose(image)
-            return _to_array(image)
+            array = _to_array(image, alpha)
+            return _as_rgba(array) if alpha else array
         except Image.DecompressionBombError as e:
             raise ImageError(name, f"refusing a possible decompression bomb ({e})") from None
         except _DECODE_ERRORS as e:
@@ -135,8 +140,9 @@ def _format_from_signature(head: bytes) -> Optional[str]:
     return None
 
 
-def _to_array(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> uint8 (H, W, 1) or (H, W, 3)."""
+def _to_array(image: Image.Image, alpha: bool = False) -> np.ndarray:
+    """Any Pillow mode -> uint8 (H, W, 1) or (H, W, 3); with ``alpha``, images that carry transparency come
+    back as straight-alpha (H, W, 2) or (H, W, 4), the others as above."""
     mode = image.mode
     if mode == "P":
         has_alpha = "transparency" in image.info
@@ -153,13 +159,11 @@ def _to_array(image: Image.Image) -> np.ndarray:
     if mode in ("L", "RGB"):
         array = np.asarray(image, dtype=np.uint8)
     elif mode in ("LA", "La", "RGBA", "RGBa"):
-        # Transparent pixels become black: digits, sketches and most GAN data are light on dark.
-        if mode in ("La", "RGBa"):  # premultiplied storage: back to straight alpha, then composite
+        if mode in ("La", "RGBa"):  # premultiplied storage: back to straight alpha
             image = image.convert("LA" if mode == "La" else "RGBA")
         array = np.asarray(image, dtype=np.uint8)
-        colour = array[..., :-1].astype(np.uint32)
-        alpha = array[..., -1:].astype(np.uint32)
-        array = ((colour * alpha + 127) // 255).astype(np.uint8)
+        if not alpha:
+            array = on_white(array)
     elif mode.startswith("I;16") or mode == "I":
         # 16-bit samples (0..65535) to 8 bits with rounding: v / 257 maps 65535 exactly to 255.
         values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
@@ -175,6 +179,23 @@ def _to_array(image: Image.Image) -> np.ndarray:
     if array.ndim == 2:
         array = array[:, :, None]
     return np.ascontiguousarray(array)
+
+
+def on_white(array: np.ndarray) -> np.ndarray:
+    """uint8 (..., C + 1) straight alpha -> uint8 (..., C): the colour composited on white, rounded."""
+    colour = array[..., :-1].astype(np.uint32)
+    alpha = array[..., -1:].astype(np.uint32)
+    return ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+
+
+def _as_rgba(array: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 1 | 2 | 3 | 4) -> (H, W, 4): grey repeated to RGB, an opaque alpha where there was none."""
+    height, width, channels = array.shape
+    colour = array[..., : 3 if channels >= 3 else 1]
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+    alpha = array[..., -1:] if channels in (2, 4) else np.full((height, width, 1), 255, np.uint8)
+    return np.ascontiguousarray(np.concatenate([colour, alpha], axis=2))
 
 
 def _is_grey(image: Image.Image) -> bool:
@@ -198,7 +219,8 @@ def check_writable(path: Union[str, os.PathLike]) -> None:
 
 
 def write_png(path: Union[str, os.PathLike], image) -> Path:
-    """Write uint8 (H, W, C) / (H, W) numpy, or a tensor (C, H, W) or (H, W, C), as a PNG, atomically.
+    """Write uint8 (H, W, C) / (H, W) numpy, or a tensor (C, H, W) or (H, W, C), as a PNG, atomically: grey,
+    RGB, or RGBA (straight alpha) for four channels.
 
     A float tensor is taken to be in [-1, 1], the range networks produce. Returns the path written.
     """

@@ -39,7 +39,7 @@ class CycleGAN(ImageToImageModel):
     ema_nets = ("G", "F")
     checkpointed = ("G", "F", "D_X", "D_Y", "pool_X", "pool_Y")
     # one D step per G step, its fakes from the history buffers; D sees un-augmented images
-    unused_settings = ("n_critic", "augment")
+    unused_settings = ("n_critic", "augment", "alpha")
     adversarial_losses = losses.CRITERION_LOSSES
     defaults = {
         "data": "mnist5k-colored",

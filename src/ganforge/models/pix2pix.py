@@ -31,7 +31,7 @@ class ImageToImageModel(GANModel):
     translates = True
     capabilities = frozenset()  # each family declares its own D's verdict
     directions: Tuple[str, ...] = ("a2b",)  # what `ganforge translate --direction` may ask of this family
-    unused_settings = ("augment",)  # their discriminators see un-augmented pairs, as in the papers
+    unused_settings = ("augment", "alpha")  # their discriminators see un-augmented pairs, as in the papers
 
     def __init__(self, cfg, info: Dict):
         super().__init__(cfg, info)
