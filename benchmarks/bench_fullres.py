@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 import ganforge
 from ganforge import api
-from ganforge.data.paired import PairedImageData
+from ganforge.data import PairedImageData
 from ganforge.translate import translate_image
 
 MNIST = Path(ganforge.__file__).parent / "data" / "assets" / "mnist5k.npz"

@@ -118,7 +118,7 @@ def stargan_result(runs: Runs, entry: Dict) -> str:
 def stargan_reference() -> Dict:
     """What the attribute and digit classifiers read on mnist5k-attrs' real held-out images: the ceiling."""
     from ganforge.data.base import to_float
-    from ganforge.data.paired import held_out
+    from ganforge.data import held_out
     from ganforge.features.attribute_classifier import read_attributes
     from ganforge.metrics.digits import digit_metrics, ink
 

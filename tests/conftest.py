@@ -10,7 +10,7 @@ import torch
 import ganforge
 from ganforge import api
 from ganforge.data.base import ImageData
-from ganforge.data.embedded import DIGITS, mnist5k
+from ganforge.data.mnist5k import DIGITS, mnist5k
 from ganforge.training.trainer import Trainer
 
 # Test tensors are tiny: one thread avoids the start-up and synchronisation cost of a thread pool, which

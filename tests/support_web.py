@@ -95,7 +95,7 @@ def png_file(path: Path, image: np.ndarray) -> Path:
 
 def digit(index: int = 0) -> np.ndarray:
     """A real held-out MNIST digit, uint8 (28, 28)."""
-    from ganforge.data.embedded import mnist5k
+    from ganforge.data.mnist5k import mnist5k
 
     return mnist5k("test").images[index, 0].numpy()
 

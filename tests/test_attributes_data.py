@@ -11,7 +11,7 @@ from PIL import Image
 from ganforge import cli
 from ganforge.data import load_dataset
 from ganforge.data.attributes import MNIST_ATTRIBUTES, render, thicken
-from ganforge.data.embedded import mnist5k
+from ganforge.data.mnist5k import mnist5k
 from ganforge.errors import UserError
 
 NAMES = ["Black_Hair", "Blond_Hair", "Smiling", "Young"]

@@ -34,7 +34,7 @@ from PIL import Image
 
 import ganforge
 from ganforge import cli
-from ganforge.data.embedded import mnist5k
+from ganforge.data.mnist5k import mnist5k
 from ganforge.errors import UserError
 
 from conftest import FAST

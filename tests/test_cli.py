@@ -91,7 +91,7 @@ def test_folder_without_readable_images(tmp_path, capfd, caplog):
 
 
 def test_conditional_model_on_unlabelled_folder(tmp_path, capfd, caplog):
-    from ganforge.data.embedded import mnist5k
+    from ganforge.data.mnist5k import mnist5k
 
     images = mnist5k().images[:6, 0].numpy()
     for i, image in enumerate(images):
@@ -286,3 +286,13 @@ def test_process_trains_a_run(processes):
     assert code == 0, stderr
     assert "trained gan for 2 steps" in stdout and str(run) in stdout
     assert (run / "checkpoints" / "step_000002.json").is_file() and (run / "config.yaml").is_file()
+
+
+def test_help_lists_every_command_without_importing_torch():
+    """A plugged command's module (and torch) is imported only when that command runs: `--help` stays instant."""
+    script = ("import sys\nfrom ganforge.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+              "print('TORCH' if 'torch' in sys.modules else 'NO TORCH')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip().endswith("NO TORCH"), done.stderr
+    for command in ("train", "sample", "eval", "translate", "serve", "explore", "bench"):
+        assert f"    {command}" in done.stdout

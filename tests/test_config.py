@@ -151,7 +151,7 @@ def test_yaml_of_another_model_is_refused(tmp_path):
     ({}, ["optim.G.name=adamw"], "optim.G.name"), ({}, ["schedule.kind=cosine"], "schedule.kind"),
     ({}, ["log.every=-1"], "log.every"), ({}, ["eval.every=-5"], "eval.every"), ({}, ["device=tpu"], "device"),
     ({}, ["size=-28"], "size"), ({}, ["checkpoint.keep=0"], "checkpoint.keep"), ({}, ["sample.n=0"], "sample.n"),
-    ({}, ["eval.n=0"], "eval.n"), ({}, ["threads=0"], "threads"), ({}, ["threads=1.5"], "threads"),
+    ({}, ["eval.n=-1"], "eval.n"), ({}, ["eval.share=0"], "eval.share"), ({}, ["threads=0"], "threads"), ({}, ["threads=1.5"], "threads"),
     ({}, ["threads=two"], "threads"),
 ])
 def test_bad_numbers_and_names_are_user_errors(flags, sets, key):

@@ -13,7 +13,8 @@ import pytest
 
 from ganforge.data import remote
 from ganforge.data.download import cache_dir, download, download_recorded
-from ganforge.data.remote import REMOTE_DATASETS, RemoteFile, load_remote, read_idx
+from ganforge.data import CATALOGUE, load_dataset
+from ganforge.data.remote import RemoteDataset, RemoteFile, load_remote, read_idx
 from ganforge.errors import UserError
 from support_http import FileServer, refused_url
 
@@ -199,7 +200,7 @@ def _cifar_archive(records_per_batch=2, seed=0):
 
 def _pinned_to(name, files):
     """The named dataset with its files' checksums replaced by those of ``files`` (name -> bytes)."""
-    spec = REMOTE_DATASETS[name]
+    spec = CATALOGUE[name].load
     pinned = {
         split: tuple(RemoteFile(f.name, _sha(files[f.name])) for f in needed) for split, needed in spec.files.items()
     }
@@ -211,11 +212,11 @@ def _pinned_to(name, files):
 
 def test_mnist_from_a_local_mirror(tmp_path, monkeypatch, digits):
     files = _mnist_files(digits)
-    monkeypatch.setitem(REMOTE_DATASETS, "mnist", _pinned_to("mnist", files))
+    spec = _pinned_to("mnist", files)
     with FileServer({f"/mirror/{k}": v for k, v in files.items()}) as server:
-        train = load_remote("mnist", cache=tmp_path, base_url=server.url + "/mirror/")
-        test = load_remote("mnist", split="test", cache=tmp_path, base_url=server.url + "/mirror")
-        again = load_remote("mnist", cache=tmp_path, base_url=server.url + "/mirror")
+        train = load_remote(spec, cache=tmp_path, base_url=server.url + "/mirror/")
+        test = load_remote(spec, split="test", cache=tmp_path, base_url=server.url + "/mirror")
+        again = load_remote(spec, cache=tmp_path, base_url=server.url + "/mirror")
     images, labels = digits
     assert train.images.shape == (12, 1, 28, 28) and test.images.shape == (8, 1, 28, 28)
     assert np.array_equal(train.images[:, 0].numpy(), images[:12])
@@ -224,25 +225,26 @@ def test_mnist_from_a_local_mirror(tmp_path, monkeypatch, digits):
     assert len(server.requests) == 4  # two files per split, none fetched twice
     assert np.array_equal(again.images.numpy(), train.images.numpy())
 
-    resized = load_remote("mnist", size=32, channels=3, cache=tmp_path, base_url="http://unused.invalid/")
+    resized = load_remote(spec, size=32, channels=3, cache=tmp_path, base_url="http://unused.invalid/")
     assert resized.images.shape == (12, 3, 32, 32) and resized.native_size == 28
 
 
 def test_fashion_mnist_mirror_from_the_environment(tmp_path, monkeypatch, digits):
     files = _mnist_files(digits)
-    monkeypatch.setitem(REMOTE_DATASETS, "fashion-mnist", _pinned_to("fashion-mnist", files))
+    pinned = dataclasses.replace(CATALOGUE["fashion-mnist"], load=_pinned_to("fashion-mnist", files))
+    monkeypatch.setitem(CATALOGUE, "fashion-mnist", pinned)
     with FileServer({f"/fm/{k}": v for k, v in files.items()}) as server:
         monkeypatch.setenv("GANFORGE_DATASET_MIRROR", server.url + "/fm")
-        data = load_remote("fashion-mnist", split="test", cache=tmp_path)
+        data = load_dataset("fashion-mnist:test")  # through the catalogue, into the test's own cache
     assert data.classes[0] == "T-shirt/top" and data.classes[9] == "Ankle boot" and len(data) == 8
 
 
 def test_cifar10_binary_archive(tmp_path, monkeypatch):
     archive, batches = _cifar_archive()
-    monkeypatch.setitem(REMOTE_DATASETS, "cifar10", _pinned_to("cifar10", {"cifar-10-binary.tar.gz": archive}))
+    spec = _pinned_to("cifar10", {"cifar-10-binary.tar.gz": archive})
     with FileServer({"/c/cifar-10-binary.tar.gz": archive}) as server:
-        train = load_remote("cifar10", cache=tmp_path, base_url=server.url + "/c")
-        test = load_remote("cifar10", split="test", cache=tmp_path, base_url=server.url + "/c")
+        train = load_remote(spec, cache=tmp_path, base_url=server.url + "/c")
+        test = load_remote(spec, split="test", cache=tmp_path, base_url=server.url + "/c")
     assert len(server.requests) == 1  # one archive holds both splits
     assert train.images.shape == (10, 3, 32, 32) and test.images.shape == (2, 3, 32, 32)
     expected = np.concatenate([batches[f"data_batch_{i}.bin"][0] for i in range(1, 6)])
@@ -256,25 +258,26 @@ def test_a_mirror_must_serve_the_real_files(tmp_path, digits):
     files = _mnist_files(digits)
     with FileServer({f"/m/{k}": v for k, v in files.items()}) as server:
         with pytest.raises(UserError, match="checksum mismatch for .*/m/train-images-idx3-ubyte.gz"):
-            load_remote("mnist", cache=tmp_path, base_url=server.url + "/m")
+            load_remote(CATALOGUE["mnist"].load, cache=tmp_path, base_url=server.url + "/m")
     assert not (tmp_path / "train-images-idx3-ubyte.gz").exists()
 
 
 def test_real_pins_are_complete():
-    assert set(REMOTE_DATASETS) == {"mnist", "fashion-mnist", "cifar10"}
-    for spec in REMOTE_DATASETS.values():
+    remote = {name: entry.load for name, entry in CATALOGUE.items() if isinstance(entry.load, RemoteDataset)}
+    assert set(remote) == {"mnist", "fashion-mnist", "cifar10"} and all(CATALOGUE[name].download for name in remote)
+    for spec in remote.values():
         assert len(spec.classes) == 10 and spec.mirrors
         for needed in spec.files.values():
             for f in needed:
                 assert re.fullmatch(r"[0-9a-f]{64}", f.sha256), f
-    assert REMOTE_DATASETS["cifar10"].files["train"][0].name == "cifar-10-binary.tar.gz"
+    assert remote["cifar10"].files["train"][0].name == "cifar-10-binary.tar.gz"
 
 
 def test_unknown_names_and_splits(tmp_path):
-    with pytest.raises(UserError, match="unknown dataset 'mnsit'.*mnist"):
-        load_remote("mnsit", cache=tmp_path)
+    with pytest.raises(UserError, match="no dataset 'mnsit'.*mnist"):
+        load_dataset("mnsit")
     with pytest.raises(UserError, match="no split 'valid'"):
-        load_remote("mnist", split="valid", cache=tmp_path)
+        load_dataset("mnist:valid")
 
 
 # --- malformed files name the file
@@ -302,7 +305,7 @@ def test_malformed_idx_files(tmp_path, digits):
     (tmp_path / "l.gz").write_bytes(_idx(labels[:2]))
     paths = {"train-images-idx3-ubyte.gz": tmp_path / "i.gz", "train-labels-idx1-ubyte.gz": tmp_path / "l.gz"}
     with pytest.raises(UserError, match="3 images but .*l.gz 2 labels"):
-        remote._parse_idx(paths, "train")
+        remote.parse_idx(paths, "train")
 
 
 def test_malformed_cifar_archives(tmp_path):
@@ -321,9 +324,9 @@ def test_malformed_cifar_archives(tmp_path):
     broken = tmp_path / "cifar-10-binary.tar.gz"
     broken.write_bytes(buffer.getvalue())
     with pytest.raises(UserError, match="cifar-10-binary.tar.gz.*lacks data_batch_3.bin"):
-        remote._parse_cifar({"cifar-10-binary.tar.gz": broken}, "train")
+        remote.parse_cifar({"cifar-10-binary.tar.gz": broken}, "train")
     with pytest.raises(UserError, match="test_batch.bin is malformed"):
-        remote._parse_cifar({"cifar-10-binary.tar.gz": broken}, "test")
+        remote.parse_cifar({"cifar-10-binary.tar.gz": broken}, "test")
     broken.write_bytes(b"\x1f\x8b not really")
     with pytest.raises(UserError, match="not a readable tar.gz"):
-        remote._parse_cifar({"cifar-10-binary.tar.gz": broken}, "test")
+        remote.parse_cifar({"cifar-10-binary.tar.gz": broken}, "test")

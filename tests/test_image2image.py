@@ -244,7 +244,7 @@ def test_pix2pix_refuses_unpaired_data_and_b2a_swaps_sides(tmp_path):
 
 
 def test_inpaint_fills_only_the_hole():
-    from ganforge.data.embedded import mnist5k
+    from ganforge.data.mnist5k import mnist5k
     from ganforge.models.inpaint import Inpaint
 
     torch.manual_seed(0)
@@ -276,7 +276,7 @@ def test_srgan_pairs_set_the_scale_and_single_images_are_downsampled(tmp_path):
     late = trainer.model.step("G", batch, ctx)
     assert torch.allclose(late["loss"], late["mse"] + 1e-3 * late["adv"], atol=1e-6)
 
-    from ganforge.data.embedded import mnist5k
+    from ganforge.data.mnist5k import mnist5k
 
     cfg = api.resolve_config("srgan", sets=[*FAST, *TINY["srgan"], "scale=2"], out=str(tmp_path / "b"), steps=1, batch_size=4)
     single = Trainer(cfg, tmp_path / "b", progress=False, data=mnist5k("test"))

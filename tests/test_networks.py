@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from ganforge import config
-from ganforge.data.embedded import DIGITS
+from ganforge.data.mnist5k import DIGITS
 from ganforge.errors import UserError
 from ganforge.models import MODELS
 from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator

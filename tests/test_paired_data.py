@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.data import held_out, load_dataset, public
+from ganforge.data import CATALOGUE, held_out, load_dataset
 from ganforge.data.base import to_float
 from ganforge.data.derived import edge_map, load as load_derived
-from ganforge.data.embedded import mnist5k
-from ganforge.data.public import load_public
+from ganforge.data.mnist5k import mnist5k
+from ganforge.data.public import _fetch as fetch_archive, load_public
 from ganforge.data.sampler import BatchSampler
 from ganforge.data.two_domains import load_two_domains
 from ganforge.errors import UserError
@@ -279,11 +279,10 @@ def _pix2pix_tar(name: str) -> bytes:
 
 def test_a_pinned_cyclegan_set_downloads_once_and_unpacks(tmp_path, monkeypatch):
     archive = _cyclegan_zip("horse2zebra")
-    spec = dataclasses.replace(public.PUBLIC["horse2zebra"], sha256=hashlib.sha256(archive).hexdigest())
-    monkeypatch.setitem(public.PUBLIC, "horse2zebra", spec)
+    spec = dataclasses.replace(CATALOGUE["horse2zebra"].load, sha256=hashlib.sha256(archive).hexdigest())
     with FileServer({"/sets/horse2zebra.zip": archive}) as server:
-        data = load_public("horse2zebra", cache=tmp_path, base_url=server.url + "/sets", needs="unpaired")
-        again = load_public("horse2zebra", split="test", cache=tmp_path, base_url=server.url + "/sets")
+        data = load_public(spec, cache=tmp_path, base_url=server.url + "/sets", needs="unpaired")
+        again = load_public(spec, split="test", cache=tmp_path, base_url=server.url + "/sets")
     assert data.images.shape == (4, 1, 28, 28) and data.images_b.shape == (3, 3, 28, 28)
     assert again.images.shape == (2, 1, 28, 28) and again.name == "horse2zebra:test"
     assert server.requests == [("/sets/horse2zebra.zip", None)]  # the second load used the cache
@@ -292,7 +291,7 @@ def test_a_pinned_cyclegan_set_downloads_once_and_unpacks(tmp_path, monkeypatch)
 def test_an_unpinned_set_records_its_checksum_on_first_download(tmp_path):
     archive = _pix2pix_tar("facades")
     with FileServer({"/p/facades.tar.gz": archive}) as server:
-        data = load_public("facades", cache=tmp_path, base_url=server.url + "/p")
+        data = load_public(CATALOGUE["facades"].load, cache=tmp_path, base_url=server.url + "/p")
         record = (tmp_path / "facades.tar.gz.sha256").read_text().split()[0]
         assert record == hashlib.sha256(archive).hexdigest()
         assert data.paired and np.array_equal(data.images_b[1, 0].numpy(), 255 - DIGITS[300])
@@ -300,20 +299,19 @@ def test_an_unpinned_set_records_its_checksum_on_first_download(tmp_path):
         (tmp_path / "facades.tar.gz").write_bytes(b"garbage")
         server.files["/p/facades.tar.gz"] = archive[:-10] + b"0123456789"
         with pytest.raises(UserError, match="checksum mismatch"):
-            public._fetch([server.url + "/p/facades.tar.gz"], None, tmp_path / "facades.tar.gz")
+            fetch_archive([server.url + "/p/facades.tar.gz"], None, tmp_path / "facades.tar.gz")
 
 
 def test_offline_and_hostile_archives_give_one_clear_line(tmp_path, monkeypatch):
     with refused_url("/facades.tar.gz") as url:
         with pytest.raises(UserError, match="offline"):
-            load_public("facades", cache=tmp_path / "c", base_url=url.rsplit("/", 1)[0])
+            load_public(CATALOGUE["facades"].load, cache=tmp_path / "c", base_url=url.rsplit("/", 1)[0])
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         z.writestr("../escape.png", _png(DIGITS[0]))
     evil = buffer.getvalue()
-    spec = dataclasses.replace(public.PUBLIC["apple2orange"], sha256=hashlib.sha256(evil).hexdigest())
-    monkeypatch.setitem(public.PUBLIC, "apple2orange", spec)
+    spec = dataclasses.replace(CATALOGUE["apple2orange"].load, sha256=hashlib.sha256(evil).hexdigest())
     with FileServer({"/apple2orange.zip": evil}) as server:
         with pytest.raises(UserError, match="refusing the entry '../escape.png'"):
-            load_public("apple2orange", cache=tmp_path / "e", base_url=server.url)
+            load_public(spec, cache=tmp_path / "e", base_url=server.url)
     assert not (tmp_path / "escape.png").exists() and not (tmp_path / "e" / "files").exists()

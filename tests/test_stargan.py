@@ -15,7 +15,7 @@ from ganforge import api, cli, losses
 from ganforge.data import load_dataset
 from ganforge.data.attributes import render
 from ganforge.data.base import ImageData, to_float, to_uint8
-from ganforge.data.embedded import mnist5k
+from ganforge.data.mnist5k import mnist5k
 from ganforge.errors import UserError
 from ganforge.features.attribute_classifier import read_attributes
 from ganforge.metrics.digits import digit_metrics, ink

@@ -11,7 +11,7 @@ import ganforge
 from ganforge import translate as translate_mod
 from ganforge.cli import main
 from ganforge.data.base import to_float, to_uint8
-from ganforge.data.embedded import mnist5k
+from ganforge.data.mnist5k import mnist5k
 
 FAST = ["log.every=1", "sample.every=0", "eval.metrics=none", "checkpoint.every=0"]
 DIGIT = mnist5k("test").images[0, 0].numpy()  # a real 28 x 28 digit

@@ -38,7 +38,8 @@ def resolve_config(model: str, *, config_file: Optional[str] = None, sets: Itera
             _, meta = checkpoint.load(str(found[-1][1]))
             if meta["model"] != model:
                 raise UserError(f"--resume: '{out}' holds a {meta['model']} run, not {model}")
-            base = config_mod.deep_merge(base, {k: v for k, v in meta["config"].items() if k != "model"})
+            saved = config_mod.deep_merge(model_cls.legacy_settings, meta["config"])
+            base = config_mod.deep_merge(base, {k: v for k, v in saved.items() if k != "model"})
     cfg = config_mod.resolve(model, base, config_file, {**flags, "out": out}, sets, unused=model_cls.unused_settings)
     model_cls.check_config(cfg)
     return cfg
@@ -78,7 +79,7 @@ def check_data(model_cls, data: ImageData) -> None:
 def load_data(cfg: config_mod.Config) -> ImageData:
     """The data a run trains on, read as its model needs it and checked against what the model needs."""
     model_cls = get_model(cfg.model)
-    data = load_dataset(cfg.data, size=cfg.size, needs=model_cls.needs)
+    data = load_dataset(cfg.data, size=cfg.size, needs=model_cls.needs, alpha=cfg.get("alpha", False))
     check_data(model_cls, data)
     return data
 
@@ -132,9 +133,9 @@ class Generator:
         self.step = meta["step"]
         self.device = pick_device(device)
         model_cls = get_model(meta["model"])
-        # a run written before a setting existed takes the setting's default
+        # a run written before a setting existed takes its legacy value, else the setting's default
         defaults = config_mod.resolve(meta["model"], model_cls.defaults, None, {}, [], unused=model_cls.unused_settings)
-        self.cfg = config_mod.Config(config_mod.deep_merge(defaults, meta["config"]))
+        self.cfg = config_mod.Config(config_mod.deep_merge(defaults, config_mod.deep_merge(model_cls.legacy_settings, meta["config"])))
         self.data_spec = self.cfg.data
         self.model = model_cls(self.cfg, self.info)
         modules = self.model.checkpointed_modules()

@@ -25,6 +25,13 @@ PLUGGED_COMMANDS = {
 }
 
 
+def _installed(name: str) -> bool:
+    """Whether a plugged command's module is part of this install, found without importing it or its package
+    (a package's __init__ may import torch)."""
+    path = Path(__file__).parent.joinpath(*PLUGGED_COMMANDS[name][0].split(".")[1:])
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def _plugged(name: str):
     """(add_arguments, run) of a plugged command, or None while its module is not part of this install."""
     import importlib
@@ -79,7 +86,9 @@ def _add_sample(sub) -> None:
     p.add_argument("--device", default="cpu")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: Optional[str] = None) -> argparse.ArgumentParser:
+    """The parser of every command; a plugged command's own arguments (and so its module, which may import torch)
+    only for `command`, the one about to run, or for all when it is None."""
     parser = _Parser(prog="ganforge", description="The GAN family, end to end.")
     parser.add_argument("--version", action="version", version=f"ganforge {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -89,9 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the models")
     sub.add_parser("datasets", help="list the embedded and downloadable datasets")
     for name, entry in PLUGGED_COMMANDS.items():
-        plugged = _plugged(name)
-        if plugged:
-            plugged[0](sub.add_parser(name, help=entry[3]))
+        if command in (None, name):
+            plugged = _plugged(name)
+            if plugged:
+                plugged[0](sub.add_parser(name, help=entry[3]))
+        elif _installed(name):
+            sub.add_parser(name, help=entry[3])
     bench = sub.add_parser("bench", help="run the benchmarks under benchmarks/ and print their figures")
     bench.add_argument("names", nargs="*", help="benchmark names (default: all)")
     return parser
@@ -113,13 +125,15 @@ def cmd_train(args) -> int:
                         set=args.set, resume=args.resume, progress=not args.quiet)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
         return 0
-    print(f"trained {args.model} for {summary['step']} steps in {summary['minutes']:.1f} min -> {summary['out']}")
+    evaluating = summary.get("eval_minutes", 0.0)
+    aside = f" (+ {evaluating:.1f} min of quality figures, not counted in --minutes)" if evaluating >= 0.05 else ""
+    print(f"trained {args.model} for {summary['step']} steps in {summary['minutes']:.1f} min{aside} -> {summary['out']}")
     print(f"  samples:    {summary['samples']}")
     print(f"  losses:     {summary['losses']}")
     print(f"  checkpoint: {summary['checkpoint']}")
     m = summary["metrics"]
     if m:
-        bookkeeping = ("n", "n_real", "seed", "coverage_min", "coverage_max")
+        bookkeeping = ("n", "n_real", "seed", "coverage_min", "coverage_max", "seconds")
         figures = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in m.items()
                    if isinstance(v, (int, float)) and k not in bookkeeping]
         if "coverage_min" in m:
@@ -216,9 +230,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="ganforge: %(message)s", stream=sys.stderr)
     logging.getLogger("ganforge").setLevel(logging.INFO)
     try:
-        args = build_parser().parse_args(argv)
+        command = next((word for word in argv if not word.startswith("-")), None)
+        args = build_parser(command if command in PLUGGED_COMMANDS else "").parse_args(argv)
         if args.command is None:
-            build_parser().print_help()
+            build_parser("").print_help()
             return 2
         if args.command in PLUGGED_COMMANDS:
             return _plugged(args.command)[1](args)

@@ -7,7 +7,7 @@ read in one of the two-domain layouts (data/two_domains.py); for one that needs 
 read as attribute data (data/attributes.py).
 
 Modules import downwards only: base -> folder, npz, download -> the sources (mnist5k, derived, attributes,
-two_domains, public, remote) -> catalogue -> this package (and embedded, paired: names kept for their callers).
+two_domains, public, remote, openmoji) -> catalogue -> this package.
 """
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ from ganforge.data.folder import load_images
 from ganforge.data.mnist5k import mnist5k
 from ganforge.data.npz import load_npz
 from ganforge.data.openmoji import CREDIT as _OPENMOJI, openmoji, openmoji_edges
-from ganforge.data.public import cached_test_split, load_public
-from ganforge.data.remote import load_remote
+from ganforge.data.public import cached_test_split, cyclegan_set, pix2pix_set
+from ganforge.data.remote import CIFAR10_ARCHIVE, RemoteDataset, idx_files, parse_cifar, parse_idx
 from ganforge.data.two_domains import held_out_split, load_two_domains
 from ganforge.errors import UserError
 
@@ -114,23 +114,14 @@ def _derived(name: str, split: str = "train") -> Loader:
     return in_memory(lambda: load_derived(name, split))
 
 
-def _remote(name: str) -> Loader:
-    return lambda request: load_remote(name, split=request.split, size=request.size, channels=request.channels)
-
-
-def _public(name: str) -> Loader:
-    return lambda request: load_public(name, split=request.split, size=request.size,
-                                       needs=request.needs if request.needs in TWO_DOMAINS else None)
-
-
-def _cyclegan(name: str, description: str, images: str) -> Dataset:
-    return Dataset(name, Kind.UNPAIRED, f"unpaired, {description} (Zhu et al. 2017)", _public(name),
+def _cyclegan(name: str, description: str, images: str, sha256: str) -> Dataset:
+    return Dataset(name, Kind.UNPAIRED, f"unpaired, {description} (Zhu et al. 2017)", cyclegan_set(name, sha256),
                    held_out=lambda request: cached_test_split(name, request.size),
                    credit=f"CycleGAN's release (Zhu et al. 2017) of {images}; {_THEIR_TERMS}", download=True, splits=True)
 
 
 def _pix2pix(name: str, description: str, images: str) -> Dataset:
-    return Dataset(name, Kind.PAIRED, f"paired, {description} (Isola et al. 2017)", _public(name),
+    return Dataset(name, Kind.PAIRED, f"paired, {description} (Isola et al. 2017)", pix2pix_set(name),
                    held_out=lambda request: cached_test_split(name, request.size),
                    credit=f"pix2pix's release (Isola et al. 2017) of {images}; {_THEIR_TERMS}", download=True, splits=True)
 
@@ -170,24 +161,55 @@ for _dataset in (
             "unpaired: edge maps of half the emoji <-> the other half in colour (cyclegan)",
             lambda request: openmoji_edges(request.split, request.size, paired=False), held_out="openmoji-edges:test",
             credit=_OPENMOJI, splits=True, extra="openmoji"),
-    # downloaded from their canonical hosts (data/remote.py)
+    # downloaded from their canonical hosts (data/remote.py), each file pinned by the SHA-256 TensorFlow Datasets records
     Dataset("mnist", Kind.LABELS, "handwritten digits 0-9, 28x28 grey, 60,000 train + 10,000 test (LeCun et al. 1998)",
-            _remote("mnist"), credit=_MNIST, download=True, splits=True),
+            RemoteDataset("mnist", mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                                            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+                                            "http://yann.lecun.com/exdb/mnist/"),
+                          files=idx_files(
+                              train=(("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+                                     ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c")),
+                              test=(("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+                                    ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"))),
+                          classes=tuple(str(digit) for digit in range(10)), native_size=28, parse=parse_idx),
+            credit=_MNIST, download=True, splits=True),
     Dataset("fashion-mnist", Kind.LABELS,
             "Zalando clothing in 10 classes, 28x28 grey, 60,000 train + 10,000 test (Xiao et al. 2017)",
-            _remote("fashion-mnist"), credit="Fashion-MNIST by Zalando Research, MIT licence", download=True, splits=True),
+            RemoteDataset("fashion-mnist", mirrors=(
+                "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
+                          files=idx_files(
+                              train=(("train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
+                                     ("train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845")),
+                              test=(("t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
+                                    ("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"))),
+                          classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                                   "Bag", "Ankle boot"), native_size=28, parse=parse_idx),
+            credit="Fashion-MNIST by Zalando Research, MIT licence", download=True, splits=True),
     Dataset("cifar10", Kind.LABELS, "photos in 10 classes, 32x32 colour, 50,000 train + 10,000 test (Krizhevsky 2009)",
-            _remote("cifar10"), credit="CIFAR-10 by A. Krizhevsky, V. Nair and G. Hinton; no licence stated, cite the report",
+            RemoteDataset("cifar10", mirrors=("https://www.cs.toronto.edu/~kriz/",),
+                          files={"train": (CIFAR10_ARCHIVE,), "test": (CIFAR10_ARCHIVE,)},
+                          classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+                          native_size=32, parse=parse_cifar),
+            credit="CIFAR-10 by A. Krizhevsky, V. Nair and G. Hinton; no licence stated, cite the report",
             download=True, splits=True),
     # the public image-to-image sets (data/public.py); their test splits count once downloaded
-    _cyclegan("horse2zebra", "horses <-> zebras, 256 px, 112 MB", "ImageNet photos"),
-    _cyclegan("apple2orange", "apples <-> oranges, 256 px, 75 MB", "ImageNet photos"),
-    _cyclegan("summer2winter_yosemite", "Yosemite in summer <-> winter, 256 px, 127 MB", "Flickr photos"),
-    _cyclegan("monet2photo", "Monet paintings <-> photos, 256 px, 291 MB", "WikiArt paintings and Flickr photos"),
-    _cyclegan("cezanne2photo", "Cezanne paintings <-> photos, 256 px, 267 MB", "WikiArt paintings and Flickr photos"),
-    _cyclegan("ukiyoe2photo", "ukiyo-e prints <-> photos, 256 px, 279 MB", "WikiArt prints and Flickr photos"),
-    _cyclegan("vangogh2photo", "Van Gogh paintings <-> photos, 256 px, 292 MB", "WikiArt paintings and Flickr photos"),
-    _cyclegan("iphone2dslr_flower", "phone <-> DSLR flower photos, 256 px, 324 MB", "Flickr photos"),
+    _cyclegan("horse2zebra", "horses <-> zebras, 256 px, 112 MB", "ImageNet photos",
+              "a74d9d392eecca9966b51287a76ca126af473d9de4f3e8fc0e9cda08fa1730a1"),
+    _cyclegan("apple2orange", "apples <-> oranges, 256 px, 75 MB", "ImageNet photos",
+              "845a191e9af8926408ea597001cd03a452e3300a1f44a79fe329b3d59f6e3eb8"),
+    _cyclegan("summer2winter_yosemite", "Yosemite in summer <-> winter, 256 px, 127 MB", "Flickr photos",
+              "167fe1726807a9d22bd106b4a6c0bd7953b688af924ac1bf967439c4961e49f9"),
+    _cyclegan("monet2photo", "Monet paintings <-> photos, 256 px, 291 MB", "WikiArt paintings and Flickr photos",
+              "88f91b00fc228f97c9411fbf1880ec1d119c98f1722e4cfcfaa2fb35fac05b04"),
+    _cyclegan("cezanne2photo", "Cezanne paintings <-> photos, 256 px, 267 MB", "WikiArt paintings and Flickr photos",
+              "3a6c10ca21f9485862f1cbd707744b9dc258954a04631271d23a3605eeb63cff"),
+    _cyclegan("ukiyoe2photo", "ukiyo-e prints <-> photos, 256 px, 279 MB", "WikiArt prints and Flickr photos",
+              "02a2a2fb5ecf425ca1bf86aca7304377da64a2a1d3b86df54eb65e4068bf3b08"),
+    _cyclegan("vangogh2photo", "Van Gogh paintings <-> photos, 256 px, 292 MB", "WikiArt paintings and Flickr photos",
+              "362c3473e70be0944bda08d49d660eafdc2854df55d697835b8186d1d79caaff"),
+    _cyclegan("iphone2dslr_flower", "phone <-> DSLR flower photos, 256 px, 324 MB", "Flickr photos",
+              "8fcb5e374d631b107e1d961b8c4cd0a186aa2a4ff3e279923f4c426128de7113"),
     _pix2pix("facades", "facade photos | CMP label maps, 256 px, 400 pairs (labels -> photos: direction=b2a)",
              "the CMP Facade Database (Tylecek and Sara 2013)"),
     _pix2pix("cityscapes", "street photos | label maps, 256 px, 2,975 pairs", "Cityscapes (Cordts et al. 2016)"),
@@ -230,8 +252,8 @@ def load_dataset(spec: str, *, size: Optional[int] = None, channels: Optional[in
     if needs in TWO_DOMAINS and path.is_dir():
         return load_two_domains(path, needs, size=size)
     if path.suffix.lower() == ".npz":
-        return conform(load_npz(path), size, channels)
-    return load_images(path, size=size, channels=channels)
+        return conform(load_npz(path, alpha=alpha), size, channels)
+    return load_images(path, size=size, channels=channels, alpha=alpha)
 
 
 def held_out(spec: str, size: Optional[int] = None) -> Optional[ImageData]:

@@ -23,7 +23,7 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from ganforge.data.base import ImageData, PairedImageData
+from ganforge.data.base import ImageData, PairedImageData, on_white
 from ganforge.data.derived import edge_map
 from ganforge.data.download import cache_dir
 from ganforge.errors import UserError
@@ -113,12 +113,6 @@ def glyphs(size: int = DEFAULT_SIZE) -> Tuple[np.ndarray, np.ndarray]:
     partial.write_bytes(buffer.getvalue())
     os.replace(partial, cached)  # a reader never sees half a file
     return images, points
-
-
-def on_white(rgba: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 4, H, W) straight alpha -> uint8 (N, 3, H, W) composited on white."""
-    colour, alpha = rgba[:, :3].float(), rgba[:, 3:].float() / 255
-    return (colour * alpha + 255 * (1 - alpha)).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def _split(split: str, size: int) -> Tuple[torch.Tensor, np.ndarray]:

@@ -20,12 +20,18 @@ from ganforge.errors import UserError
 
 @dataclass(frozen=True)
 class PublicSet:
-    """Where a public set's archive is and how it is laid out; the catalogue describes and credits it."""
+    """Where a public set's archive is and how it is laid out: the loader of its catalogue entry, which
+    describes and credits it."""
     name: str
     archive: str  # the file name on every mirror
     mirrors: Tuple[str, ...]  # folder URLs ending in "/"
     sha256: Optional[str]  # None: no published checksum; the first download's is recorded and enforced after
     layout: str  # "cyclegan" or "aligned"
+
+    def __call__(self, request) -> PairedImageData:
+        """The catalogue's loader: a Request's split at its size, read as the model needs (paired or unpaired)."""
+        needs = request.needs if request.needs in ("paired", "unpaired") else None
+        return load_public(self, split=request.split, size=request.size, needs=needs)
 
 
 _CYCLEGAN = ("https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/",
@@ -34,35 +40,23 @@ _PIX2PIX = ("https://efrosgans.eecs.berkeley.edu/pix2pix/datasets/",
             "https://people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/datasets/")
 
 
-def _cyclegan(name: str, sha256: str) -> PublicSet:
-    # checksums: the values TensorFlow Datasets records for these archives (url_checksums/cycle_gan.txt)
+def cyclegan_set(name: str, sha256: str) -> PublicSet:
+    """A set of CycleGAN's release; its checksum as TensorFlow Datasets records it (url_checksums/cycle_gan.txt)."""
     return PublicSet(name, f"{name}.zip", _CYCLEGAN, sha256, "cyclegan")
 
 
-def _pix2pix(name: str) -> PublicSet:
+def pix2pix_set(name: str) -> PublicSet:
+    """A set of pix2pix's release, which publishes no checksums."""
     return PublicSet(name, f"{name}.tar.gz", _PIX2PIX, None, "aligned")
 
 
-PUBLIC: Dict[str, PublicSet] = {s.name: s for s in (
-    _cyclegan("horse2zebra", "a74d9d392eecca9966b51287a76ca126af473d9de4f3e8fc0e9cda08fa1730a1"),
-    _cyclegan("apple2orange", "845a191e9af8926408ea597001cd03a452e3300a1f44a79fe329b3d59f6e3eb8"),
-    _cyclegan("summer2winter_yosemite", "167fe1726807a9d22bd106b4a6c0bd7953b688af924ac1bf967439c4961e49f9"),
-    _cyclegan("monet2photo", "88f91b00fc228f97c9411fbf1880ec1d119c98f1722e4cfcfaa2fb35fac05b04"),
-    _cyclegan("cezanne2photo", "3a6c10ca21f9485862f1cbd707744b9dc258954a04631271d23a3605eeb63cff"),
-    _cyclegan("ukiyoe2photo", "02a2a2fb5ecf425ca1bf86aca7304377da64a2a1d3b86df54eb65e4068bf3b08"),
-    _cyclegan("vangogh2photo", "362c3473e70be0944bda08d49d660eafdc2854df55d697835b8186d1d79caaff"),
-    _cyclegan("iphone2dslr_flower", "8fcb5e374d631b107e1d961b8c4cd0a186aa2a4ff3e279923f4c426128de7113"),
-    *(_pix2pix(name) for name in ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")),
-)}
-
-
-def load_public(name: str, *, split: str = "train", needs: Optional[str] = None, size: Optional[int] = None,
+def load_public(spec: PublicSet, *, split: str = "train", needs: Optional[str] = None, size: Optional[int] = None,
                 cache: Optional[Union[str, os.PathLike]] = None, base_url: Optional[str] = None) -> PairedImageData:
     """Download (once), unpack (once) and read a public pix2pix / CycleGAN set.
 
     ``base_url`` (or $GANFORGE_DATASET_MIRROR) replaces the mirrors: the archive is fetched from BASE_URL/ARCHIVE.
     """
-    spec = PUBLIC[name]
+    name = spec.name
     if split not in ("train", "test"):
         raise UserError(f"dataset {name} has the splits train and test, not {split!r}")
     folder = Path(cache) if cache is not None else cache_dir() / name

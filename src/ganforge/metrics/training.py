@@ -7,26 +7,53 @@ a function that translates held-out data (the model's `translations`), judged by
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Callable, Dict, Optional
 
 import torch
 
 from ganforge.data.catalogue import held_out
 from ganforge.data.base import ImageData
-from ganforge.features.inception_weights import NETWORK_ID
+from ganforge.features.digit_classifier import is_digit_data
+from ganforge.features.inception_weights import NETWORK_ID, available
 from ganforge.metrics.registry import METRICS, Real, Sample, Samples, measure, resolve
 from ganforge.metrics.translation import translation_figures
 from ganforge.models.base import Translated
 
 
-def figures_of_samples(spec: str, sample: Sample, data: str, info: Dict, conditional: bool, n: int, seed: int) -> Dict:
+log = logging.getLogger("ganforge")
+DIGIT_N, INCEPTION_N = 2500, 500  # eval.n 0: samples per evaluation on digits, and with the Inception metrics
+
+
+def eval_n(n: int, info: Dict) -> int:
+    """eval.n, with 0 resolved by the data: the classifier judging digits is cheap, the Inception network is not."""
+    return n or (DIGIT_N if is_digit_data(info) else INCEPTION_N)
+
+
+_told: set = set()
+
+
+def _without_inception(names, spec: str):
+    """`auto` leaves out FID and KID, with one note per process, when the Inception weights are not installed."""
+    if spec != "auto" or available():
+        return names
+    kept = [name for name in names if not METRICS[name].inception]
+    if len(kept) < len(names) and "inception" not in _told:
+        _told.add("inception")
+        log.warning("no FID/KID during training: the Inception network is not installed (pip install 'ganforge[metrics]')")
+    return kept
+
+
+def figures_of_samples(spec: str, sample: Sample, data: str, info: Dict, conditional: bool, n: int, seed: int,
+                       size: Optional[int] = None) -> Dict:
     """The metrics `spec` names (auto: those that apply to the data `info` describes) of n samples, against n
-    images of the data that `data` names; {} when none apply. Each metric's figures are rounded as it asks;
-    Inception-space ones bring N real, the seed and the network."""
-    names = resolve(spec, info, conditional)
+    images of the data that `data` names (at `size`); {} when none apply. Each metric's figures are rounded as it
+    asks; Inception-space ones bring N real, the seed and the network."""
+    names = _without_inception(resolve(spec, info, conditional), spec)
     if not names:
         return {}
-    samples, real = Samples(sample, n, seed), Real(data, n=n)
+    n = eval_n(n, info)
+    samples, real = Samples(sample, n, seed), Real(data, n=n, size=size)
     record: Dict = {"n": n}
     for name in names:
         decimals = METRICS[name].decimals
@@ -88,5 +115,6 @@ def run_figures(cfg, model, *, sample: Sample, translate: Callable[[ImageData], 
     """A run's figures of `eval.metrics`, for the trainer: of its translations of held-out data if the model
     translates, else of its samples."""
     if model.translates:
-        return figures_of_translations(cfg.eval.metrics, translate, str(cfg.data), cfg.size, cfg.eval.n)
-    return figures_of_samples(cfg.eval.metrics, sample, cfg.data, model.info, model.conditional, cfg.eval.n, cfg.seed)
+        return figures_of_translations(cfg.eval.metrics, translate, str(cfg.data), cfg.size, cfg.eval.n or DIGIT_N)
+    return figures_of_samples(cfg.eval.metrics, sample, cfg.data, model.info, model.conditional, cfg.eval.n, cfg.seed,
+                              size=model.info.get("size"))

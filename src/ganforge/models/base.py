@@ -141,6 +141,9 @@ class GANModel(nn.Module):
     # value itself where the setting takes it (`--set key=value` restores it), else words ("200 epochs").
     # Every family declares its own; the README's model table shows each beside the default (models/describe.py).
     paper_settings: Dict = {}
+    # settings added since runs were saved, with the value a saved config without them takes where it is not the
+    # default: the one that builds the networks those runs trained (api fills them in on load and resume)
+    legacy_settings: Dict = {}
     ema_nets: Tuple[str, ...] = ("G",)  # networks averaged when ema.beta > 0, and used for sampling
     # the modules a checkpoint holds, by attribute name: the networks, and state such as history buffers
     checkpointed: Tuple[str, ...] = ("G", "D")

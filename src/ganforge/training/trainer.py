@@ -38,6 +38,20 @@ from ganforge.training.report import MetricsLog, Progress, plot_losses
 log = logging.getLogger("ganforge")
 
 
+class _TrainingClock:
+    """Seconds of training since a start: the wall clock, less what the trainer spent evaluating meanwhile."""
+
+    def __init__(self, trainer: "Trainer"):
+        self.trainer = trainer
+        self.reset()
+
+    def reset(self) -> None:
+        self.started, self.evaluated = time.monotonic(), self.trainer.eval_seconds
+
+    def seconds(self) -> float:
+        return time.monotonic() - self.started - (self.trainer.eval_seconds - self.evaluated)
+
+
 class Trainer:
     def __init__(self, cfg: config_mod.Config, out: Path, *, resume: bool = False, progress: bool = True,
                  data: Optional[ImageData] = None, measure: Optional[Callable[..., Dict]] = None):
@@ -51,7 +65,8 @@ class Trainer:
         model_cls = get_model(cfg.model)
         state.prepare_run_folder(self.out)
         torch.manual_seed(cfg.seed)
-        self.data = data if data is not None else load_dataset(cfg.data, size=cfg.size, needs=model_cls.needs)
+        self.data = data if data is not None else load_dataset(cfg.data, size=cfg.size, needs=model_cls.needs,
+                                                                alpha=cfg.get("alpha", False))
         # channels-last: the layout the CPU convolution kernels run fastest on (benchmarks/bench_train.py)
         self.model: GANModel = model_cls(cfg, self.data.info()).to(self.device, memory_format=torch.channels_last)
         self.phases = self.model.phases()
@@ -71,7 +86,8 @@ class Trainer:
             self.sampler = distributed.ShardedSampler(self.data, cfg.batch_size, cfg.seed, self.device, self.ranks)
         else:
             self.sampler = BatchSampler(self.data, cfg.batch_size, cfg.seed, self.device)
-        self.step, self.elapsed = 0, 0.0
+        self.step, self.elapsed = 0, 0.0  # elapsed: seconds spent training, evaluation not counted
+        self.eval_seconds = 0.0  # spent on quality figures by this process: outside --minutes and img/s
         self.best: Optional[tuple] = None  # (cfd, step)
         self.last_eval: Dict = {}
         self.lr_scale, self.divergences = 1.0, 0  # learning rates relative to the config's, roll-backs so far
@@ -92,41 +108,44 @@ class Trainer:
         cfg = self.cfg
         budget = cfg.minutes * 60 if cfg.minutes else None
         progress = Progress(cfg.steps, self.step, cfg.minutes, enabled=self.show_progress and self.ranks.main)
-        t_start, elapsed_before = time.monotonic(), self.elapsed
+        elapsed_before = self.elapsed
         self.model.train()
         threads_before = torch.get_num_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(distributed.cpu_threads(cfg.threads, self.ranks))
         try:
-            self._loop(progress, budget, t_start, elapsed_before)
+            self._loop(progress, budget, elapsed_before)
             return self.finish()
         finally:
             torch.set_num_threads(threads_before)
 
-    def _loop(self, progress: Progress, budget: Optional[float], t_start: float, elapsed_before: float) -> None:
+    def _loop(self, progress: Progress, budget: Optional[float], elapsed_before: float) -> None:
         cfg = self.cfg
         running: Dict[str, torch.Tensor] = {}
-        images_seen, t_log, n_logged = 0, time.monotonic(), 0
+        images_seen, n_logged = 0, 0
+        run, interval = _TrainingClock(self), _TrainingClock(self)
         try:
             while self.step < cfg.steps:
-                if budget is not None and self._out_of_time(time.monotonic() - t_start >= budget):
+                if budget is not None and self._out_of_time(run.seconds() >= budget):
                     break
                 drawn, finite = self._iteration(running)
                 if not bool(finite):  # the one per-step host sync
                     state.roll_back(self)
-                    running, images_seen, t_log, n_logged = {}, 0, time.monotonic(), 0
+                    running, images_seen, n_logged = {}, 0, 0
+                    interval.reset()
                     continue
                 images_seen += drawn
                 self.step += 1
                 n_logged += 1
-                self.elapsed = elapsed_before + time.monotonic() - t_start
+                self.elapsed = elapsed_before + run.seconds()
                 if cfg.log.every and self.step % cfg.log.every == 0 and self.ranks.main:
-                    rate = images_seen / max(1e-9, time.monotonic() - t_log)
+                    rate = images_seen / max(1e-9, interval.seconds())
                     logs = {k: float(v) / n_logged for k, v in running.items()}  # read the losses every log.every steps
                     self.metrics.write({"kind": "train", "step": self.step, "time": round(self.elapsed, 2), "img_per_s": round(rate, 1),
                                         **logs, **self._augment_record()})
                     progress.update(self.step, {k[: -len("/loss")]: v for k, v in logs.items() if k.endswith("/loss")}, rate)
-                    running, images_seen, t_log, n_logged = {}, 0, time.monotonic(), 0
+                    running, images_seen, n_logged = {}, 0, 0
+                    interval.reset()
                 self._periodic()
         finally:
             progress.close()
@@ -209,11 +228,16 @@ class Trainer:
         if cfg.sample.every and step % cfg.sample.every == 0 and self.ranks.main:
             with self.aside():
                 self.save_samples()
-        if cfg.eval.every and step % cfg.eval.every == 0 and self.ranks.main:
+        if cfg.eval.every and step % cfg.eval.every == 0 and self.ranks.main and self._evaluation_affordable():
             with self.aside():
                 self.evaluate()
         if cfg.checkpoint.every and step % cfg.checkpoint.every == 0:
             self.save_checkpoint()
+
+    def _evaluation_affordable(self) -> bool:
+        """A periodic evaluation runs while evaluating has taken at most `eval.share` of the time spent training,
+        so FID on a CPU (seconds per evaluation) does not eat the run; the final evaluation always runs."""
+        return self.eval_seconds <= self.cfg.eval.share * max(self.elapsed, 1e-9)
 
     def finish(self) -> Dict:
         with self.aside():
@@ -227,6 +251,7 @@ class Trainer:
         return {
             "step": self.step,
             "minutes": self.elapsed / 60,
+            "eval_minutes": self.eval_seconds / 60,
             "checkpoint": str(path),
             "samples": str(self.out / "samples" / f"step_{self.step:06d}.png"),
             "losses": str(self.out / "losses.png"),
@@ -302,9 +327,12 @@ class Trainer:
             labels = torch.arange(n, device=self.device) % model.n_classes if model.n_classes else None
             return self.sample(n, seed=cfg.seed + 2, labels=labels), None if labels is None else labels.cpu()
 
+        started = time.monotonic()
         record = self.measure(cfg, model, sample=sample, translate=translate)
+        seconds = time.monotonic() - started
+        self.eval_seconds += seconds
         if record:
-            record = {"kind": "eval", "step": self.step, **record}
+            record = {"kind": "eval", "step": self.step, **record, "seconds": round(seconds, 1)}
             self.metrics.write(record)
             self.last_eval = record
             if "cfd" in record and (self.best is None or record["cfd"] < self.best[0]):

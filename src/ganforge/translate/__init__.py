@@ -141,10 +141,10 @@ def _read_mask(mask: str, source: Path, shape) -> np.ndarray:
         hole = np.zeros((h, w), dtype=bool)
         hole[h // 4 : h // 4 + max(1, h // 2), w // 4 : w // 4 + max(1, w // 2)] = True
         return hole
-    array = read_image(mask)
+    array = read_image(mask, alpha=True)  # transparent is no hole, whatever colour it stores
     if array.shape[:2] != (h, w):
         raise UserError(f"--mask {mask} is {array.shape[1]} x {array.shape[0]} px but {source} is {w} x {h}: they must match")
-    return array.mean(axis=2) > 127
+    return (array[..., :3].mean(axis=2) > 127) & (array[..., 3] > 127)
 
 
 @torch.no_grad()

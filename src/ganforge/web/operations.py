@@ -232,9 +232,10 @@ def mix(entry: Entry, params: Dict) -> Dict:
 # --- images to images and to D ------------------------------------------------------------------------
 def as_model_input(entry: Entry, image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, C) -> (1, C', size, size) uint8 in the model's channels and size."""
-    from ganforge.imaging.transforms import match_channels, resize_center_crop
+    from ganforge.data.base import to_channels
+    from ganforge.imaging.transforms import resize_center_crop
 
-    x = match_channels(torch.tensor(image).permute(2, 0, 1)[None], entry.model.channels)
+    x = to_channels(torch.tensor(image).permute(2, 0, 1)[None], entry.model.channels)
     return resize_center_crop(x, entry.model.size).contiguous()
 
 
@@ -334,14 +335,9 @@ def judge(entry: Entry, upload: Upload, query: Dict[str, str]) -> Dict:
 def example_images(entry: Entry, side: str = "a") -> Optional[torch.Tensor]:
     """A few held-out images of the model's data when it ships with ganforge; side b = the second domain."""
     if side not in entry.examples:
-        from ganforge.data.derived import DERIVED, load
-        from ganforge.data.embedded import EMBEDDED
+        from ganforge.data import held_out
 
-        spec, data = str(entry.generator.data_spec), None
-        if spec in DERIVED:
-            data = load(spec, "test")
-        elif f"{spec}-test" in EMBEDDED or spec in EMBEDDED:
-            data = EMBEDDED[f"{spec}-test" if f"{spec}-test" in EMBEDDED else spec][0]()
+        data = held_out(str(entry.generator.data_spec))  # None where the data has no held-out split at hand
         images = None if data is None else (data.images_b if side == "b" and data.images_b is not None else data.images)
         if images is not None and images.shape[1] in (1, 3):  # not a hole + mask pair: not a picture
             if data.labels is not None and len(data.labels) == len(images):  # one per class, in class order
