@@ -53,3 +53,16 @@ def test_periodic_evaluations_stay_within_their_share_and_the_last_always_runs(t
                         "sample.every=0", "log.every=1"])
     steps = [r["step"] for r in records(out) if r.get("kind") == "eval"]
     assert steps == [1, 6]  # the first costs nothing yet; then evaluating has outrun its share until the end
+
+
+@pytest.mark.parametrize("model, data, prefix", [("pix2pix", "openmoji-edges", ""),
+                                                 ("cyclegan", "openmoji-edges-unpaired", "a2b_")])
+def test_colour_translations_report_fid_of_outputs_beside_fid_of_inputs(model, data, prefix, tmp_path, shared_cache):
+    out = tmp_path / "run"
+    extra = ["n_blocks=1", "pool_size=4"] if model == "cyclegan" else []
+    summary = ganforge.train(model, data=data, out=str(out), steps=2, batch_size=2, progress=False,
+                             set=["width=4", "size=32", "eval.n=12", "eval.every=0", "sample.every=0", "log.every=1", *extra])
+    figures = summary["metrics"]
+    assert figures["n"] == 12
+    assert math.isfinite(figures[f"{prefix}fid"]) and math.isfinite(figures[f"{prefix}fid_input"])
+    assert figures[f"{prefix}fid"] != figures[f"{prefix}fid_input"]

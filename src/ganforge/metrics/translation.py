@@ -6,7 +6,10 @@ sets of `Translated`, models/base.py), compared with what it should have made.
 - ``cfd``, ``acc``: the digit classifier's Fréchet distance to the held-out digits and the share of outputs
   read as their source's digit (metrics/digits.py), on a grey reading of the outputs;
 - ``attributes``: the share of outputs whose changed attribute the attribute classifier reads as asked
-  (NAME_acc), and whose every attribute it does (NAME_all) (StarGAN's test, section 4.5).
+  (NAME_acc), and whose every attribute it does (NAME_all) (StarGAN's test, section 4.5);
+- ``fid``: the Fréchet Inception Distance of the outputs to the targets (NAME_fid) and, beside it, of the
+  untouched inputs to the same targets (NAME_fid_input): a translation that works moves the first well below
+  the second. Left out, with the training log's note, when the Inception weights are not installed.
 
 Figures are named after their set (``psnr_bicubic``, ``a2b_cfd``; bare for the set named ""), the pixel
 figures of every set first.
@@ -19,11 +22,16 @@ from typing import Dict
 import torch
 
 from ganforge import losses
+from ganforge.data.base import to_uint8
 from ganforge.features.attribute_classifier import read_attributes
+from ganforge.features.inception import load_inception
+from ganforge.features.inception_weights import available
+from ganforge.metrics.features import extract_features
+from ganforge.metrics.frechet import fid_from_features
 from ganforge.metrics.digits import digit_metrics, grey_digits, ink
 from ganforge.models.base import Translated
 
-FIGURES = ("psnr", "l1", "attributes", "cfd", "acc")
+FIGURES = ("psnr", "l1", "attributes", "cfd", "acc", "fid")
 
 
 def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
@@ -49,6 +57,19 @@ def translation_figures(made: Dict[str, Translated]) -> Dict[str, float]:
             figures.update(attribute_figures(t, prefix))
         if "cfd" in t.figures or "acc" in t.figures:
             figures.update({k: v for k, v in digit_figures(t, prefix).items() if k[len(prefix):] in t.figures})
+        if "fid" in t.figures and available():
+            figures.update(fid_figures(t, prefix))
+    return figures
+
+
+def fid_figures(t: Translated, prefix: str = "") -> Dict[str, float]:
+    """FID of the outputs, and of the inputs, to the targets (grey sets are seen as grey RGB, RGBA on white)."""
+    network = load_inception()
+    targets = extract_features(to_uint8(t.targets.float().cpu()), network)
+    figures = {f"{prefix}fid": fid_from_features(extract_features(to_uint8(t.outputs.float().cpu()), network), targets)}
+    if t.inputs is not None:
+        inputs = extract_features(to_uint8(t.inputs.float().cpu()), network)
+        figures[f"{prefix}fid_input"] = fid_from_features(inputs, targets)
     return figures
 
 

@@ -91,12 +91,15 @@ class Verdict:
 class Translated:
     """Outputs an image-to-image model made from held-out inputs, and what the quality figures compare them with
     (metrics/translation.py). `figures` names those that apply; a set named NAME reports psnr_NAME and l1_NAME
-    (the pixels against `targets`), NAME_cfd and NAME_acc (the digit read in the outputs against `labels`) and,
-    for "attributes", NAME_acc and NAME_all (the attributes read against `asked`); a set named "" the bare names."""
+    (the pixels against `targets`), NAME_cfd and NAME_acc (the digit read in the outputs against `labels`),
+    for "attributes", NAME_acc and NAME_all (the attributes read against `asked`) and, for "fid", NAME_fid (the
+    outputs against the targets in Inception space) beside NAME_fid_input (the untouched `inputs` against them);
+    a set named "" the bare names."""
 
     outputs: Tensor  # (N, C, H, W) in [-1, 1]; any shape for the pixel figures alone
-    figures: Tuple[str, ...]  # from psnr, l1, cfd, acc, attributes
-    targets: Optional[Tensor] = None  # what each output should equal (psnr, l1)
+    figures: Tuple[str, ...]  # from psnr, l1, cfd, acc, attributes, fid
+    targets: Optional[Tensor] = None  # what each output should equal (psnr, l1, fid)
+    inputs: Optional[Tensor] = None  # what the outputs were made from: fid_input, the distance a translation starts at
     labels: Optional[Tensor] = None  # (N,) the digit each output should still show (cfd, acc)
     # how the digit is read: "grey" (grey outputs; colour ones are not judged), "luma" (a colour digit on a
     # textured background), "ink" (a digit in any ink on a plain background)

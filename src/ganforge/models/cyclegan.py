@@ -151,6 +151,7 @@ class CycleGAN(ImageToImageModel):
         made = {"cycle_x": Translated(_batched(F, fake_y), ("psnr",), targets=x),
                 "cycle_y": Translated(_batched(G, fake_x), ("psnr",), targets=y)}
         if test.paired:
-            made["a2b"] = Translated(fake_y, ("psnr", "cfd", "acc"), targets=y, labels=test.labels, digit="luma")
-            made["b2a"] = Translated(fake_x, ("psnr", "cfd", "acc"), targets=x, labels=test.labels, digit="luma")
+            judged = ("cfd", "acc") if test.labels is not None else ("fid",)
+            made["a2b"] = Translated(fake_y, ("psnr", *judged), targets=y, labels=test.labels, digit="luma", inputs=x)
+            made["b2a"] = Translated(fake_x, ("psnr", *judged), targets=x, labels=test.labels, digit="luma", inputs=y)
         return made

@@ -186,10 +186,12 @@ class Pix2Pix(ImageToImageModel):
         return rows.flatten(0, 1), 3 * 4  # input | output | target, four triplets a row
 
     def translations(self, test, nets=None) -> Dict[str, Translated]:
-        """The held-out inputs' outputs against their targets, and the digit they should show."""
+        """The held-out inputs' outputs against their targets: the digit they should show, or, on other data, how
+        far they are from the targets in Inception space beside how far the inputs are."""
         x, y = self.source_target(_as_batch(test, self.G))
         out = _batched(lambda part: self.generate(part, nets), x)
-        return {"": Translated(out, ("psnr", "l1", "cfd", "acc"), targets=y, labels=test.labels)}
+        judged = ("cfd", "acc") if test.labels is not None else ("fid",)
+        return {"": Translated(out, ("psnr", "l1", *judged), targets=y, labels=test.labels, inputs=x)}
 
 
 def _as_batch(data, like: nn.Module) -> Dict[str, Tensor]:
