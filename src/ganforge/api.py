@@ -20,6 +20,7 @@ from ganforge.data.base import to_uint8
 from ganforge.errors import UserError
 from ganforge.models import get_model
 from ganforge.models.base import AVERAGED, LIVE, load_module_tensors
+from ganforge.models.recipe import image_of, nested, rung_for
 from ganforge.training import checkpoint
 from ganforge.training.report import UNBOUNDED_STEPS
 
@@ -27,11 +28,15 @@ log = logging.getLogger("ganforge")
 
 
 def resolve_config(model: str, *, config_file: Optional[str] = None, sets: Iterable[str] = (), out: Optional[str] = None,
-                   resume: Union[bool, str] = False, **flags) -> config_mod.Config:
+                   resume: Union[bool, str] = False, image: Optional[Dict] = None, **flags) -> config_mod.Config:
     """The full config of a run, the model's own settings checked; on resume, the run's own config is the base
-    that flags and --set refine."""
+    that flags and --set refine. `image` (models/recipe.py image_of: the data's size, channels and count) brings
+    the family's recipe for that image size between its defaults and the user's settings."""
     model_cls = get_model(model)
     base = dict(model_cls.defaults)
+    rung = rung_for(model_cls.recipe, image and image["size"])
+    if rung is not None:
+        base = config_mod.deep_merge(base, nested(rung.settings))
     if resume and out:
         found = checkpoint.list_checkpoints(Path(out) / "checkpoints")
         if found:
@@ -100,8 +105,14 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
         out = str(Path("runs") / model) if resume else str(default_out(model))
     elif not resume and checkpoint.list_checkpoints(Path(out) / "checkpoints"):
         raise UserError(f"--out '{out}' already holds a run: add --resume to continue it, or choose another --out")
-    cfg = resolve_config(model, config_file=config, sets=set, out=out, resume=resume, data=data, steps=steps,
-                         minutes=minutes, batch_size=batch_size, seed=seed, device=device)
+    flags = dict(data=data, steps=steps, minutes=minutes, batch_size=batch_size, seed=seed, device=device)
+    cfg = resolve_config(model, config_file=config, sets=set, out=out, resume=resume, **flags)
+    pick_device(cfg.device)  # a wrong --device or --out is refused before any data is read
+    prepare_run_folder(Path(out))
+    # the data, checked against the model; then the config again, with the family's recipe for its images
+    loaded = load_data(cfg)
+    cfg = resolve_config(model, config_file=config, sets=set, out=out, resume=resume,
+                         image=image_of(loaded.info(), len(loaded)), **flags)
     if minutes is not None and steps is None and not resume and cfg.schedule.kind == "constant":
         cfg["steps"] = UNBOUNDED_STEPS  # the time budget alone ends the run
     elif minutes is not None and cfg.schedule.kind != "constant":
@@ -109,11 +120,7 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
         log.warning("%s's learning rates decay to zero over its %d steps (schedule.kind %s); --minutes %g stops the run "
                     "early if those steps take longer, with the decay unfinished. --steps sets the schedule's length; "
                     "--set schedule.kind=constant lets the time alone end the run", model, cfg.steps, cfg.schedule.kind, minutes)
-    # the run: its config, then its data, checked against the model, then the trainer that builds the model;
-    # a wrong --device or --out is refused before any data is read
-    pick_device(cfg.device)
-    prepare_run_folder(Path(out))
-    trainer = Trainer(cfg, Path(out), resume=resume, progress=progress, data=load_data(cfg), measure=run_figures)
+    trainer = Trainer(cfg, Path(out), resume=resume, progress=progress, data=loaded, measure=run_figures)
     summary = trainer.fit()
     summary["out"] = out
     return summary

@@ -115,9 +115,14 @@ def cmd_train(args) -> int:
     if args.show_config:
         from ganforge.config import dump
 
-        cfg = api.resolve_config(args.model, config_file=args.config, sets=args.set, out=args.out, resume=args.resume,
-                                 data=args.data, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-                                 seed=args.seed, device=args.device)
+        from ganforge.models.recipe import image_of
+
+        flags = dict(config_file=args.config, sets=args.set, out=args.out, resume=args.resume, data=args.data,
+                     steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, seed=args.seed, device=args.device)
+        cfg = api.resolve_config(args.model, **flags)
+        if api.get_model(args.model).recipe:  # settings that follow the image: read the data to know its size
+            data = api.load_data(cfg)
+            cfg = api.resolve_config(args.model, image=image_of(data.info(), len(data)), **flags)
         print(dump(cfg), end="")
         return 0
     summary = api.train(args.model, data=args.data, out=args.out, steps=args.steps, minutes=args.minutes,

@@ -22,6 +22,7 @@ from torch import nn
 from ganforge import losses
 from ganforge.data.catalogue import Kind
 from ganforge.errors import UserError
+from ganforge.models.recipe import Rung
 from ganforge.nn.augment import build_augment
 
 Tensor = torch.Tensor
@@ -147,6 +148,8 @@ class GANModel(nn.Module):
     # settings added since runs were saved, with the value a saved config without them takes where it is not the
     # default: the one that builds the networks those runs trained (api fills them in on load and resume)
     legacy_settings: Dict = {}
+    # settings that follow the image: rungs by image size over `defaults` (models/recipe.py), under the user's
+    recipe: Tuple[Rung, ...] = ()
     ema_nets: Tuple[str, ...] = ("G",)  # networks averaged when ema.beta > 0, and used for sampling
     # the modules a checkpoint holds, by attribute name: the networks, and state such as history buffers
     checkpointed: Tuple[str, ...] = ("G", "D")

@@ -227,12 +227,33 @@ def _cell(text: str) -> str:
 
 
 def table() -> str:
-    """The markdown table of every registered family, in registry order."""
+    """The markdown table of every registered family, in registry order, and the recipes' table after it."""
     lines = ["| name | paper | what it is | defaults (paper's value where it differs) |", "|---|---|---|---|"]
     for name, cls in MODELS.items():
         cells = [f"`{name}`", short_reference(cls.paper), cls.summary, defaults_text(name)]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)
+    recipes = recipe_table()
+    return "\n".join(lines) + (f"\n\n{recipes}" if recipes else "")
+
+
+def recipe_table() -> str:
+    """Each family's settings that follow the image (models/recipe.py): the defaults above are its recipe for
+    digits; from the image sizes below, these replace them ("" when no family has a recipe)."""
+    lines = []
+    for name, cls in MODELS.items():
+        lower = 0
+        for rung in cls.recipe:
+            sizes = f"{lower + 1}-{rung.upto} px" if rung is not cls.recipe[-1] else f"from {lower + 1} px"
+            settings = ", ".join(f"{key} {number(value)}" for key, value in rung.settings.items()) or "the defaults"
+            lines.append("| " + " | ".join(_cell(c) for c in [f"`{name}`", sizes, settings, rung.why]) + " |")
+            lower = rung.upto
+    if not lines:
+        return ""
+    intro = ("Settings that follow the image: the defaults above are each family's recipe for 28-px digits; for other "
+             "image sizes a family's rung below replaces some of them (`--show-config --data D` prints what a run gets, "
+             "and config.yaml records it).")
+    return "\n".join([intro, "", "| family | images | settings over the defaults (`--set` overrides each) | from |",
+                      "|---|---|---|---|", *lines])
 
 
 def with_table(readme: str, rendered: Optional[str] = None) -> str:
