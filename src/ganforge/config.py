@@ -54,8 +54,8 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
     "sample": {"every": 500, "n": 64},
     # quality figures every `every` steps and at the end. n: samples (or held-out examples) per evaluation,
     # 0 = by data: 2,500 on digits (a small classifier), 500 with the Inception metrics (FID, KID), whose network
-    # costs about 0.1 s an image on one CPU core; a periodic evaluation is skipped while evaluating has taken
-    # more than `share` of the time spent training (the final one always runs)
+    # is slow on a CPU; a periodic evaluation is skipped while evaluating has taken more than `share` of the time
+    # spent training (the final one always runs)
     "eval": {"every": 500, "n": 0, "metrics": "auto", "share": 0.15},
     "checkpoint": {"every": 1000, "keep": 3},
     # a non-finite loss rolls the run back to its last checkpoint and retries with every learning rate
