@@ -45,6 +45,7 @@ class StyleGAN(GANModel):
         "w_avg_beta": 0.995,  # the tracked average w for truncation (StyleGAN2 code)
         "r1_gamma": 1.0,  # gamma 0.1 did worse on mnist5k
         "r1_every": 16,  # lazy regularisation (StyleGAN2 section 3.1)
+        "resample": "fir",  # fir: a binomial low-pass after each of G's upsampling convolutions (StyleGAN2 appendix B)
         "loss": "nonsaturating",
         "batch_size": 32,  # StyleGAN2's
         "optim": {"G": ADAM, "D": ADAM},
@@ -52,6 +53,7 @@ class StyleGAN(GANModel):
     }
     # StyleGAN section 2 (512-d z and w, 8 mapping layers) and StyleGAN2 config F (fmap_base 16384, at most 512
     # channels, Adam 0.002, R1 gamma 10 for FFHQ)
+    legacy_settings = {"resample": "none"}  # runs saved before the filter
     paper_settings = {"z_dim": 512, "w_dim": 512, "mapping_layers": 8, "width": "16384 / layer resolution",
                       "max_width": 512, "r1_gamma": 10.0, "optim.G.lr": 2e-3, "optim.D.lr": 2e-3}
 
@@ -67,11 +69,13 @@ class StyleGAN(GANModel):
                               ("r1_gamma", cfg.r1_gamma >= 0, "0 or more"), ("r1_every", cfg.r1_every >= 1, "at least 1")]:
             if not ok:
                 raise UserError(f"{key} must be {rule}, got {cfg[key]}")
+        if cfg.resample not in ("fir", "none"):
+            raise UserError(f"resample must be fir or none, got '{cfg.resample}'")
 
     def __init__(self, cfg, info):
         super().__init__(cfg, info)
         self.G = StyleGenerator(cfg.z_dim, cfg.w_dim, self.channels, self.size, cfg.width, cfg.max_width,
-                                cfg.mapping_layers, cfg.mapping_lr_mul, cfg.w_avg_beta)
+                                cfg.mapping_layers, cfg.mapping_lr_mul, cfg.w_avg_beta, fir=cfg.resample == "fir")
         self.D = StyleDiscriminator(self.channels, self.size, cfg.width, cfg.max_width)
 
     # --- training --------------------------------------------------------------------------------

@@ -10,6 +10,12 @@ generator, section 4.1).
 Discriminator = StyleGAN2's residual network (section 4.1) with the minibatch standard deviation layer
 (Karras 2018, section 3) before its last convolution.
 
+Every stride-2 transposed convolution of G is followed by a binomial low-pass (StyleGAN2 appendix B;
+ganforge/nn/resample.py), without which even a constant comes out of it as a period-2 checkerboard (Odena et
+al. 2016); `fir=False` builds G without them, as runs saved before they existed were trained. D keeps its 2 x 2
+average pooling and its unfiltered stride-2 fromRGB: StyleGAN2's low-pass there made the samples of short
+mnist5k runs worse.
+
 The full resolution has no convolution of its own: G reaches it with a modulated 4 x 4 transposed toRGB
 from half resolution, D leaves it with a 4 x 4 stride-2 fromRGB, as DCGAN's outer layers do. On a CPU the
 full-resolution stage of the paper's layout took three quarters of a training step at 32 px, while a digit
@@ -31,6 +37,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ganforge.errors import UserError
+from ganforge.nn import resample
 from ganforge.nn.unet import pad_to_multiple
 
 LEVELS = ("coarse", "middle", "fine")
@@ -100,7 +107,7 @@ class EqualConv2d(nn.Module):
 
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
-                     up: bool = False) -> torch.Tensor:
+                     up: bool = False, fir: Optional[nn.Module] = None) -> torch.Tensor:
     """StyleGAN2's modulated convolution (eq. 1-3) of x (N, I, H, W) by weight (O, I, k, k) and styles (N, I).
 
     w'_ijk = s_i w_ijk, then with demodulation w''_ijk = w'_ijk / sqrt(sum_ik w'_ijk^2 + eps). Computed as
@@ -108,15 +115,16 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     demodulation factor: the same result as a grouped convolution with per-sample weights, and faster on
     a CPU, where one dense convolution beats N small ones.
 
-    up: a transposed convolution of stride 2 with k = 4, so every output pixel gets the same number of
-    taps (StyleGAN2's k = 3 overlaps unevenly and needs a blur filter after it). It computes at the
-    input's resolution, a quarter of the work of upsampling first. Each output pixel sees a quarter of the
-    kernel's taps, so its output is scaled by 2 to keep demodulation's unit variance.
+    up: a transposed convolution of stride 2 with k = 4, at the input's resolution (a quarter of the work of
+    upsampling first). Each output pixel sees a quarter of the kernel's taps, the even and odd pixels different
+    ones: without `fir` the output is scaled by 2 to keep demodulation's unit variance, and a constant input
+    gives a checkerboard. fir: the low-pass after it (resample.Blur(gain=4)), which evens the taps out.
     """
     weight = weight * (1 / math.sqrt(weight[0].numel()))  # equalized learning rate
     x = x * styles[:, :, None, None]
     if up:
-        out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=1) * 2.0
+        out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2, padding=1)
+        out = fir(out) if fir is not None else out * 2.0
     else:
         out = F.conv2d(x, weight, padding=weight.shape[-1] // 2)
     if demodulate:
@@ -127,12 +135,13 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 
 
 class SynthesisLayer(nn.Module):
-    """A style-modulated convolution (3 x 3, or 4 x 4 transposed with stride 2 when `up`), then per-pixel
-    noise B, bias and leaky ReLU."""
+    """A style-modulated convolution (3 x 3, or 4 x 4 transposed with stride 2 when `up`, low-passed with
+    `fir`), then per-pixel noise B, bias and leaky ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool = False, fir: bool = True):
         super().__init__()
         self.up, self.resolution = up, resolution
+        self.fir = resample.Blur(gain=4) if up and fir else None
         self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)  # A: styles start at 1 (no modulation)
         kernel = 4 if up else 3
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
@@ -142,7 +151,7 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        x = modulated_conv2d(x, self.weight, self.affine(w), up=self.up)
+        x = modulated_conv2d(x, self.weight, self.affine(w), up=self.up, fir=self.fir)
         if self.training:
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
         else:
@@ -152,18 +161,19 @@ class SynthesisLayer(nn.Module):
 
 class ToRGB(nn.Module):
     """A modulated 1 x 1 convolution to image channels, without demodulation (StyleGAN2 figure 2d); with
-    `up`, a 4 x 4 transposed one that doubles the resolution."""
+    `up`, a 4 x 4 transposed one that doubles the resolution (low-passed with `fir`)."""
 
-    def __init__(self, in_channels: int, channels: int, w_dim: int, up: bool = False):
+    def __init__(self, in_channels: int, channels: int, w_dim: int, up: bool = False, fir: bool = True):
         super().__init__()
         self.up = up
+        self.fir = resample.Blur(gain=4) if up and fir else None
         self.affine = EqualLinear(w_dim, in_channels, bias_init=1.0)
         kernel = 4 if up else 1
         self.weight = nn.Parameter(torch.randn(channels, in_channels, kernel, kernel))
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return modulated_conv2d(x, self.weight, self.affine(w), demodulate=False, up=self.up) + self.bias[:, None, None]
+        return modulated_conv2d(x, self.weight, self.affine(w), demodulate=False, up=self.up, fir=self.fir) + self.bias[:, None, None]
 
 
 def normalize_2nd_moment(z: torch.Tensor) -> torch.Tensor:
@@ -207,9 +217,9 @@ def channel_widths(size: int, width: int, max_width: int) -> Dict[int, int]:
 class SynthesisBlock(nn.Module):
     """One resolution: [an upsampling convolution,] a convolution, and toRGB; each takes its own w slot."""
 
-    def __init__(self, in_channels: int, out_channels: int, channels: int, w_dim: int, resolution: int):
+    def __init__(self, in_channels: int, out_channels: int, channels: int, w_dim: int, resolution: int, fir: bool = True):
         super().__init__()
-        first = [] if resolution == 4 else [SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True)]
+        first = [] if resolution == 4 else [SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=True, fir=fir)]
         self.convs = nn.ModuleList(first + [SynthesisLayer(out_channels, out_channels, w_dim, resolution)])
         self.to_rgb = ToRGB(out_channels, channels, w_dim)
         self.num_ws = len(self.convs) + 1
@@ -229,12 +239,12 @@ class SynthesisNetwork(nn.Module):
     unbounded image stayed far from the data's range, which tanh reaches at once.
     """
 
-    def __init__(self, w_dim: int, channels: int, size: int, width: int, max_width: int):
+    def __init__(self, w_dim: int, channels: int, size: int, width: int, max_width: int, fir: bool = True):
         super().__init__()
         ch = channel_widths(size, width, max_width)
         self.const = nn.Parameter(torch.randn(1, ch[4], 4, 4))  # the learned constant input
-        self.blocks = nn.ModuleList(SynthesisBlock(ch[max(4, r // 2)], ch[r], channels, w_dim, r) for r in ch)
-        self.to_image = ToRGB(ch[size // 2], channels, w_dim, up=True)  # the full resolution's one layer
+        self.blocks = nn.ModuleList(SynthesisBlock(ch[max(4, r // 2)], ch[r], channels, w_dim, r, fir) for r in ch)
+        self.to_image = ToRGB(ch[size // 2], channels, w_dim, up=True, fir=fir)  # the full resolution's one layer
         self.size = size
         # the resolution each w slot drives, in the order the slots are used
         self.slot_resolution = [r for r, b in zip(ch, self.blocks) for _ in range(b.num_ws)] + [size]
@@ -257,13 +267,13 @@ class SynthesisNetwork(nn.Module):
 
 class StyleGenerator(nn.Module):
     """z (N, z_dim) [+ ignored labels] -> images (N, C, size, size) in [-1, 1]: the mapping network, then the
-    synthesis network at network_size(size), centre-cropped to size."""
+    synthesis network at network_size(size), centre-cropped to size. fir: low-pass every upsampling."""
 
     def __init__(self, z_dim: int, w_dim: int, channels: int, size: int, width: int = 16, max_width: int = 128,
-                 mapping_layers: int = 8, mapping_lr_mul: float = 0.01, w_avg_beta: float = 0.995):
+                 mapping_layers: int = 8, mapping_lr_mul: float = 0.01, w_avg_beta: float = 0.995, fir: bool = True):
         super().__init__()
         self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers, mapping_lr_mul, w_avg_beta)
-        self.synthesis = SynthesisNetwork(w_dim, channels, network_size(size), width, max_width)
+        self.synthesis = SynthesisNetwork(w_dim, channels, network_size(size), width, max_width, fir)
         self.num_ws = self.synthesis.num_ws
         self.size = size
 
