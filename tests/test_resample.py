@@ -117,8 +117,12 @@ def test_shapes_at_every_resolution(size):
 
 # --- settings and runs saved before the filters ---------------------------------------------------------
 
-def test_new_runs_filter_and_a_bad_setting_is_one_line():
-    assert MODELS["stylegan"].defaults["resample"] == "fir"
+def test_new_runs_filter_above_32_px_and_a_bad_setting_is_one_line():
+    """Digits keep the unfiltered network they were tuned with; from 33 px the recipe filters."""
+    assert MODELS["stylegan"].defaults["resample"] == "none"
+    for size, expected in ((28, "none"), (32, "none"), (64, "fir"), (256, "fir")):
+        image = {"size": size, "channels": 3, "count": 1000}
+        assert api.resolve_config("stylegan", image=image).resample == expected, size
     with pytest.raises(UserError, match="resample must be fir or none"):
         build(32, "bicubic")
 
@@ -140,4 +144,6 @@ def test_an_old_run_resumes_unfiltered(tmp_path):
     shutil.copytree(OLD / "stylegan", run)
     assert api.resolve_config("stylegan", out=str(run), resume=True).resample == "none"
     assert api.resolve_config("stylegan", out=str(run), resume=True, sets=["resample=fir"]).resample == "fir"
-    assert api.resolve_config("stylegan", out=str(tmp_path / "new")).resample == "fir"
+    colour = {"size": 64, "channels": 3, "count": 1000}
+    assert api.resolve_config("stylegan", out=str(run), resume=True, image=colour).resample == "none"  # saved wins
+    assert api.resolve_config("stylegan", out=str(tmp_path / "new"), image=colour).resample == "fir"

@@ -4,7 +4,6 @@ from ganforge.data.catalogue import Kind
 from ganforge.errors import UserError
 from ganforge.models.registry import register
 from ganforge.models.base import GANModel
-from ganforge.models.recipe import Rung
 from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator
 
 PAPER_ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}  # section 4
@@ -45,10 +44,6 @@ class DCGAN(GANModel):
         "width": 64, "batch_size": 128, "d_norm": "batch", "ema.beta": 0.0,
         "optim.G.lr": 2e-4, "optim.D.lr": 2e-4, "optim.G.betas": [0.5, 0.999], "optim.D.betas": [0.5, 0.999],
     }
-    # above 32 px, the paper's Adam: the 10x rates of the defaults were chosen on 28-px grey digits alone
-    recipe = (Rung(32, why="tuned on mnist5k (the quality table)"),
-              Rung(256, {"optim.G.lr": 2e-4, "optim.D.lr": 2e-4, "optim.G.betas": [0.5, 0.999],
-                         "optim.D.betas": [0.5, 0.999]}, why="the paper's Adam (section 4)"))
     aux_classes = 0  # ACGAN's D adds a class head
 
     @classmethod

@@ -19,6 +19,7 @@ from ganforge import losses
 from ganforge.errors import UserError
 from ganforge.models.registry import register
 from ganforge.models.base import Capability, GANModel, check_psi
+from ganforge.models.recipe import Rung
 from ganforge.nn.stylegan import StyleDiscriminator, StyleGenerator, crossover_mask, mix_styles
 
 Tensor = torch.Tensor
@@ -45,7 +46,9 @@ class StyleGAN(GANModel):
         "w_avg_beta": 0.995,  # the tracked average w for truncation (StyleGAN2 code)
         "r1_gamma": 1.0,  # gamma 0.1 did worse on mnist5k
         "r1_every": 16,  # lazy regularisation (StyleGAN2 section 3.1)
-        "resample": "fir",  # fir: a binomial low-pass after each of G's upsampling convolutions (StyleGAN2 appendix B)
+        # fir: a binomial low-pass after each of G's upsampling convolutions (StyleGAN2 appendix B); none: without.
+        # Digits are too small to show its checkerboard and came out worse with it: the recipe turns it on above 32 px
+        "resample": "none",
         "loss": "nonsaturating",
         "batch_size": 32,  # StyleGAN2's
         "optim": {"G": ADAM, "D": ADAM},
@@ -53,9 +56,12 @@ class StyleGAN(GANModel):
     }
     # StyleGAN section 2 (512-d z and w, 8 mapping layers) and StyleGAN2 config F (fmap_base 16384, at most 512
     # channels, Adam 0.002, R1 gamma 10 for FFHQ)
-    legacy_settings = {"resample": "none"}  # runs saved before the filter
     paper_settings = {"z_dim": 512, "w_dim": 512, "mapping_layers": 8, "width": "16384 / layer resolution",
-                      "max_width": 512, "r1_gamma": 10.0, "optim.G.lr": 2e-3, "optim.D.lr": 2e-3}
+                      "max_width": 512, "r1_gamma": 10.0, "optim.G.lr": 2e-3, "optim.D.lr": 2e-3, "resample": "fir"}
+    legacy_settings = {"resample": "none"}  # runs saved before the filter
+    recipe = (Rung(32, why="tuned on mnist5k (the quality table)"),
+              Rung(256, {"resample": "fir"}, why="StyleGAN2's filter: without it G's samples carry a period-2 "
+                                                 "checkerboard (tests/test_resample.py)"))
 
     @classmethod
     def check_config(cls, cfg):

@@ -12,7 +12,6 @@ class WGAN(DCGAN):
     name = "wgan"
     paper = "Arjovsky et al. 2017, Wasserstein GAN"
     summary = "Wasserstein critic, weight clipping c = 0.01, RMSprop 5e-5, n_critic 5"
-    recipe = ()  # its own optimiser: DCGAN's rungs do not apply
     defaults = {
         **DCGAN.defaults,
         "loss": "wasserstein",

@@ -14,7 +14,6 @@ class WGANGP(DCGAN):
     summary = "Wasserstein critic with gradient penalty lambda 10 and no batch norm; n_critic 5 in the paper"
     # The loss and penalty are the paper's. One critic step per G step with Adam (0, 0.99) as in Karras 2018, at
     # DCGAN's rates (critic faster, TTUR, Heusel 2017): on mnist5k it beat the paper's set-up by far in equal time.
-    recipe = ()  # its own optimiser: DCGAN's rungs do not apply
     defaults = {
         **DCGAN.defaults,
         "loss": "wasserstein",
