@@ -38,7 +38,7 @@ def test_a_registered_metric_is_reported_by_eval_and_by_training(ink_metric, cga
     summary = train_fast("dcgan", out, sets=["eval.metrics=mean_ink,cfd", "eval.n=16"], steps=2)
     final = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
     assert final["kind"] == "eval" and final["n"] == 16
-    assert list(final)[3:] == ["mean_ink", "real_ink", "cfd"]  # in the order asked
+    assert list(final)[3:] == ["mean_ink", "real_ink", "cfd", "seconds"]  # in the order asked, then the time taken
     assert summary["metrics"]["mean_ink"] == final["mean_ink"]
     # the function was handed the samples and the data, never the trainer
     assert all(isinstance(s, Samples) and isinstance(r, Real) for s, r in ink_metric)
@@ -53,10 +53,10 @@ def test_an_unknown_metric_is_one_line_naming_the_registered_ones(ink_metric, cg
         train_fast("dcgan", tmp_path / "run", sets=["eval.metrics=nope"], steps=1)
 
 
-def test_auto_picks_the_digit_metrics_that_apply(ink_metric):
+def test_auto_picks_the_digit_metrics_on_digits_and_fid_kid_on_other_data(ink_metric):
     assert resolve("auto", DIGITS, conditional=False) == ["cfd", "score", "hist"]
     assert resolve("auto", DIGITS, conditional=True) == ["cfd", "score", "acc", "hist"]
-    assert resolve("auto", {**DIGITS, "channels": 3}, conditional=True) == []
+    assert resolve("auto", {**DIGITS, "channels": 3}, conditional=True) == ["fid", "kid"]  # colour: Inception space
     assert resolve("none") == [] and resolve(" kid , fid ") == ["kid", "fid"]
 
 
