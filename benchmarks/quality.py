@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py                 # train every row (hours on a CPU), then rewrite the README table
     python benchmarks/quality.py --only cgan     # one row (or several), merged into the results
+    python benchmarks/quality.py --only stargan --parallel 2   # its two seeds at once, one core each
     python benchmarks/quality.py --render        # the README table from benchmarks/results/quality.json, no training
     python benchmarks/quality.py --quick         # every row for a few steps: checks the mechanism only
 
@@ -21,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -192,8 +194,10 @@ def measure_run(row: Row, seed: int, scratch: Path, quick: bool) -> Dict:
     return run
 
 
-def measure_row(row: Row, scratch: Path, quick: bool) -> Dict:
-    runs = [measure_run(row, seed, scratch, quick) for seed in row.seeds]
+def measure_row(row: Row, scratch: Path, quick: bool, parallel: int = 1) -> Dict:
+    """The row's runs, one per seed; `parallel` of them at once (each is a process of its own, one thread each)."""
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        runs = list(pool.map(lambda seed: measure_run(row, seed, scratch, quick), row.seeds))
     entry = {"command": row.command(), "threads": row.threads, "measured_on": provenance(), "runs": runs}
     if row.reference is not None:
         entry["reference"] = row.reference()
@@ -291,6 +295,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--render", action="store_true", help="rewrite the README table from the results, no training")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} steps a row, results in the scratch folder")
     parser.add_argument("--scratch", type=Path, default=ROOT / "runs" / "quality", help="where the runs go")
+    parser.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="run a row's seeds N at a time (the machine's cores: 2 here)")
     args = parser.parse_args(argv)
     if args.render:
         write_readme(render(load_results()))
@@ -302,7 +308,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     failed = []
     for row in rows:
         try:
-            results[row.name] = measure_row(row, scratch, args.quick)
+            results[row.name] = measure_row(row, scratch, args.quick, args.parallel)
         except (subprocess.CalledProcessError, OSError, ValueError, KeyError, IndexError) as e:
             failed.append(row.name)  # the other rows still run; this one keeps its earlier results
             print(f"{row.name}: no figures ({type(e).__name__}: {e})", file=sys.stderr, flush=True)
