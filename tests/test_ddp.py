@@ -18,14 +18,14 @@ from conftest import FAST, digits, small
 WORLD = 2
 
 
-def worker(rank: int, port: int, out: str, steps: int, resume: bool) -> None:
+def worker(rank: int, port: int, out: str, steps: int, resume: bool, minutes=None) -> None:
     """One rank: train `steps` steps, saving D's and G's weights after each step and the batches it drew."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank), LOCAL_RANK=str(rank))
     os.environ["TORCHELASTIC_USE_AGENT_STORE"] = "True"  # every rank a client of the parent's store, as under torchrun
     torch.set_num_threads(1)
     try:
         cfg = api.resolve_config("dcgan", sets=[*FAST, *small("dcgan"), "checkpoint.every=2"], out=out, steps=steps,
-                                 batch_size=4, resume=resume)
+                                 batch_size=4, resume=resume, minutes=minutes)
         trainer = Trainer(cfg, out, resume=resume, progress=False, data=digits())
         weights, batches = [], []
         next_batch = trainer.sampler.next
@@ -49,11 +49,11 @@ def worker(rank: int, port: int, out: str, steps: int, resume: bool) -> None:
         dist.destroy_process_group()
 
 
-def spawn(out, steps, resume=False):
+def spawn(out, steps, resume=False, minutes=None):
     # The rendezvous store lives here, as torchrun's agent hosts it, on the port the system gave it: no port
     # is picked, closed and hoped to be still free when rank 0 binds it.
     store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
-    mp.spawn(worker, args=(store.port, str(out), steps, resume), nprocs=WORLD, join=True)
+    mp.spawn(worker, args=(store.port, str(out), steps, resume, minutes), nprocs=WORLD, join=True)
     return [torch.load(out / f"rank{r}.pt") for r in range(WORLD)]
 
 
@@ -85,3 +85,11 @@ def test_resume_under_ddp_continues_the_run(tmp_path):
     assert r0["step"] == r1["step"] == 4 and len(r0["weights"]) == 2
     assert all(torch.equal(x, y) for x, y in zip(r0["weights"][-1], r1["weights"][-1]))
     assert checkpoint.list_checkpoints(tmp_path / "checkpoints")[-1][0] == 4
+
+
+def test_a_time_budget_stops_every_rank_at_the_same_step(tmp_path):
+    """--minutes under DDP is read on rank 0's clock and shared: no rank runs a step the others do not."""
+    r0, r1 = spawn(tmp_path, steps=10**6, minutes=0.03)
+    assert r0["step"] == r1["step"] and 0 < r0["step"] < 10**6
+    assert all(torch.equal(x, y) for x, y in zip(r0["weights"][-1], r1["weights"][-1]))
+

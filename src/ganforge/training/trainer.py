@@ -151,10 +151,12 @@ class Trainer:
             progress.close()
 
     def _out_of_time(self, over: bool) -> bool:
-        """Whether the time budget is spent; under DDP, as soon as it is on any rank (all stop at one step)."""
+        """Whether the time budget is spent; under DDP by rank 0's clock, which alone leaves out the time rank 0 spent
+        evaluating (the other ranks wait for it meanwhile), shared so that all stop at one step."""
         if not self.ranks.active:
             return over
-        return not bool(distributed.all_true(torch.tensor(not over, device=self.device)))
+        flag = torch.tensor([1.0 if over and self.ranks.main else 0.0], device=self.device)
+        return bool(distributed.all_sum(flag).item() > 0)
 
     def _iteration(self, running: Dict[str, torch.Tensor]) -> tuple:
         """One generator step with its discriminator steps -> (images drawn, a 0-dim bool tensor: all losses finite)."""
