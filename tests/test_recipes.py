@@ -9,7 +9,7 @@ from ganforge.api import resolve_config
 from ganforge.cli import main
 from ganforge.models import MODELS
 from ganforge.models.dcgan import DCGAN
-from ganforge.models.recipe import Rung, nested, rung_for
+from ganforge.models.recipe import READS_DATA, Rung, nested, rung_for
 
 
 def test_a_rung_is_picked_by_image_size():
@@ -48,6 +48,7 @@ def test_every_recipe_names_settings_its_family_has(dcgan_recipe):
         defaults = resolve_config(name)
         for rung in cls.recipe:
             assert rung.why, (name, rung.upto)
+            assert not set(rung.settings) & set(READS_DATA), (name, rung.upto)  # the data is read before the rung
             for key in rung.settings:
                 node = defaults
                 for part in key.split("."):

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 
+# settings that say how the data is read: the data is read before its rung is known, so no rung may set them
+READS_DATA = ("data", "size", "alpha")
+
+
 @dataclass(frozen=True)
 class Rung:
     """Images whose side is at most `upto` pixels (and more than the rung before) take `settings`."""
