@@ -47,16 +47,13 @@ def make_trainer(name: str, threads: int):
     import torch
 
     from ganforge import api
-    from ganforge.models.recipe import image_of
     from ganforge.training import distributed
     from ganforge.training.trainer import Trainer
 
     model, sets, _ = CASES[name]
     sets = ["eval.metrics=none", "sample.every=0", "checkpoint.every=0", "log.every=0", *sets] + (
         [f"threads={threads}"] if threads else [])
-    cfg = api.resolve_config(model, sets=sets, steps=10**6)
-    data = api.load_data(cfg)
-    cfg = api.resolve_config(model, sets=sets, steps=10**6, image=image_of(data.info(), len(data)))  # as a run resolves it
+    cfg, data = api.resolve_for_data(model, api.resolve_config(model, sets=sets, steps=10**6), sets=sets, steps=10**6)
     trainer = Trainer(cfg, tempfile.mkdtemp(), progress=False, data=data)
     torch.set_num_threads(distributed.cpu_threads(cfg.threads, trainer.ranks))  # as Trainer.fit does; the same for both loops
     return trainer

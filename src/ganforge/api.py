@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence, Union
+from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import logging
 
@@ -89,6 +89,13 @@ def load_data(cfg: config_mod.Config) -> ImageData:
     return data
 
 
+def resolve_for_data(model: str, cfg: config_mod.Config, **how) -> Tuple[config_mod.Config, ImageData]:
+    """The run's data, read and checked as `cfg` (resolved without an image) says, and the config resolved again
+    with the family's recipe for that data's images; `how` are resolve_config's arguments."""
+    data = load_data(cfg)
+    return resolve_config(model, image=image_of(data.info(), len(data)), **how), data
+
+
 def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, steps: Optional[int] = None,
           minutes: Optional[float] = None, batch_size: Optional[int] = None, seed: Optional[int] = None,
           device: Optional[str] = None, config: Optional[str] = None, set: Sequence[str] = (),
@@ -105,14 +112,12 @@ def train(model: str, *, data: Optional[str] = None, out: Optional[str] = None, 
         out = str(Path("runs") / model) if resume else str(default_out(model))
     elif not resume and checkpoint.list_checkpoints(Path(out) / "checkpoints"):
         raise UserError(f"--out '{out}' already holds a run: add --resume to continue it, or choose another --out")
-    flags = dict(data=data, steps=steps, minutes=minutes, batch_size=batch_size, seed=seed, device=device)
-    cfg = resolve_config(model, config_file=config, sets=set, out=out, resume=resume, **flags)
+    how = dict(config_file=config, sets=set, out=out, resume=resume, data=data, steps=steps, minutes=minutes,
+               batch_size=batch_size, seed=seed, device=device)
+    cfg = resolve_config(model, **how)
     pick_device(cfg.device)  # a wrong --device or --out is refused before any data is read
     prepare_run_folder(Path(out))
-    # the data, checked against the model; then the config again, with the family's recipe for its images
-    loaded = load_data(cfg)
-    cfg = resolve_config(model, config_file=config, sets=set, out=out, resume=resume,
-                         image=image_of(loaded.info(), len(loaded)), **flags)
+    cfg, loaded = resolve_for_data(model, cfg, **how)
     if minutes is not None and steps is None and not resume and cfg.schedule.kind == "constant":
         cfg["steps"] = UNBOUNDED_STEPS  # the time budget alone ends the run
     elif minutes is not None and cfg.schedule.kind != "constant":

@@ -115,14 +115,11 @@ def cmd_train(args) -> int:
     if args.show_config:
         from ganforge.config import dump
 
-        from ganforge.models.recipe import image_of
-
-        flags = dict(config_file=args.config, sets=args.set, out=args.out, resume=args.resume, data=args.data,
-                     steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, seed=args.seed, device=args.device)
-        cfg = api.resolve_config(args.model, **flags)
+        how = dict(config_file=args.config, sets=args.set, out=args.out, resume=args.resume, data=args.data,
+                   steps=args.steps, minutes=args.minutes, batch_size=args.batch_size, seed=args.seed, device=args.device)
+        cfg = api.resolve_config(args.model, **how)
         if api.get_model(args.model).recipe:  # settings that follow the image: read the data to know its size
-            data = api.load_data(cfg)
-            cfg = api.resolve_config(args.model, image=image_of(data.info(), len(data)), **flags)
+            cfg, _ = api.resolve_for_data(args.model, cfg, **how)
         print(dump(cfg), end="")
         return 0
     summary = api.train(args.model, data=args.data, out=args.out, steps=args.steps, minutes=args.minutes,
