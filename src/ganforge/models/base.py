@@ -68,6 +68,7 @@ class Capability(Enum):
     JUDGE = "judge"  # judge(images, labels) -> Verdict: D's verdict on images
     JUDGE_AS_CLASS = "judge_as_class"  # D takes the class: its verdict says "a real 3?", per class (CGAN)
     CLASSIFY = "classify"  # D's auxiliary head names the class (ACGAN)
+    LATENT = "latent"  # images are a differentiable function of a latent: generate(latent, space); project, edit
 
 
 # Losses under which D's output is a logit of "real", so its sigmoid is a probability.
@@ -154,7 +155,10 @@ class GANModel(nn.Module):
     # the modules a checkpoint holds, by attribute name: the networks, and state such as history buffers
     checkpointed: Tuple[str, ...] = ("G", "D")
     translates: bool = False  # image-to-image families make outputs from input images, not from noise
-    capabilities: FrozenSet[Capability] = frozenset({Capability.JUDGE})  # what else it can do (Capability)
+    capabilities: FrozenSet[Capability] = frozenset({Capability.JUDGE, Capability.LATENT})  # what else it can do
+    # LATENT: the spaces `generate` takes, the first the one to project into by default ("z": G's input; StyleGAN's
+    # "w" is one style for every layer, "w+" one per layer, Abdal et al. 2019)
+    latent_spaces: Tuple[str, ...] = ("z",)
     directions: Tuple[str, ...] = ()  # the directions `translate` takes ("a2b", and "b2a" for two generators)
     scale: int = 1  # a translation's output size / its input size (super-resolution: 2 or 4)
     attribute_names: Sequence[str] = ()  # ATTRIBUTES: the target attributes, in order
@@ -345,6 +349,29 @@ class GANModel(nn.Module):
     def synthesize(self, ws: Tensor, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
         """STYLE_MIXING: styles (N, num_ws, w_dim) -> images (N, C, H, W) in [-1, 1]."""
         raise self._unsupported("style space")
+
+    def generate(self, latent: Tensor, space: str = "z", labels: Optional[Tensor] = None,
+                 nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """LATENT: images (N, C, H, W) in [-1, 1] from latents in `space` (one of `latent_spaces`), with gradients
+        (projection optimises the latent through it). This default is G on z, for every noise family."""
+        if not self.can(Capability.LATENT):
+            raise self._unsupported("latent space to generate from")
+        if space != "z":
+            raise UserError(f"{self.name} has no {space} space; its latent spaces: {', '.join(self.latent_spaces)}")
+        return (nets or {}).get("G", self.G)(latent, labels)
+
+    def to_space(self, z: Tensor, space: str, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """LATENT: latents z (N, z_dim) as `space` sees them (StyleGAN: z -> w -> w+); z itself for "z"."""
+        if not self.can(Capability.LATENT):
+            raise self._unsupported("latent space")
+        if space != "z":
+            raise UserError(f"{self.name} has no {space} space; its latent spaces: {', '.join(self.latent_spaces)}")
+        return z
+
+    def latent_start(self, space: str, device=None) -> Tensor:
+        """LATENT: where a projection starts, one latent (1, ...) in `space`: the prior's centre (z = 0), or
+        StyleGAN's tracked average w (Karras et al. 2020, appendix D)."""
+        return self.to_space(torch.zeros(1, self.z_dim, device=device), space)
 
     def read_attributes(self, x: Tensor, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
         """ATTRIBUTES: the attributes images (N, C, H, W) in [-1, 1] show, float (N, K) in {0, 1}."""

@@ -35,6 +35,7 @@ class StyleGAN(GANModel):
     paper = "Karras et al. 2019, A Style-Based Generator Architecture for GANs (+ StyleGAN2, Karras et al. 2020)"
     summary = "mapping network to W, modulated convolutions, noise inputs, style mixing, truncation, R1, EMA"
     capabilities = GANModel.capabilities | {Capability.TRUNCATION, Capability.STYLE_MIXING}
+    latent_spaces = ("w+", "w", "z")  # W+ reconstructs best (Abdal et al. 2019); W stays among the generator's images
     defaults = {
         "z_dim": 128,
         "w_dim": 128,
@@ -140,6 +141,37 @@ class StyleGAN(GANModel):
         """ws (N, num_ws, w_dim) -> images (N, C, H, W) in [-1, 1]."""
         G = self._generator(nets)
         return G.crop(G.synthesis(ws))
+
+    def generate(self, latent: Tensor, space: str = "w+", labels: Optional[Tensor] = None,
+                 nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        """latent z (N, z_dim), w (N, w_dim) or w+ (N, num_ws, w_dim) -> images, with gradients."""
+        G = self._generator(nets)
+        if space == "z":
+            return G(latent)
+        if space == "w":
+            latent = G.broadcast(latent)
+        elif space != "w+":
+            raise UserError(f"stylegan's latent spaces are w+, w and z, not '{space}'")
+        return G.crop(G.synthesis(latent))
+
+    def to_space(self, z: Tensor, space: str, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
+        if space == "z":
+            return z
+        G = self._generator(nets)
+        w = G.mapping(z)
+        if space == "w":
+            return w
+        if space == "w+":
+            return G.broadcast(w).clone()
+        raise UserError(f"stylegan's latent spaces are w+, w and z, not '{space}'")
+
+    def latent_start(self, space: str, device=None) -> Tensor:
+        """The tracked average w (as the StyleGAN2 projector starts), broadcast for w+; z = 0 in z."""
+        G = self.G
+        if space == "z":
+            return torch.zeros(1, self.z_dim, device=device)
+        w = G.mapping.w_avg.detach()[None].to(device)
+        return G.broadcast(w).clone() if space == "w+" else w.clone()
 
     @torch.no_grad()
     def mix(self, z_a: Tensor, z_b: Tensor, levels: Sequence[str], labels: Optional[Tensor] = None,
