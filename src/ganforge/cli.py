@@ -22,6 +22,10 @@ PLUGGED_COMMANDS = {
     "translate": ("ganforge.translate.command", "add_arguments", "run", "translate images with an image-to-image model"),
     "serve": ("ganforge.web.command", "add_arguments", "run", "a web page to explore trained models"),
     "explore": ("ganforge.explore.command", "add_arguments", "run", "style-mixing grids, latent interpolations and animated walks"),
+    "pretrained": ("ganforge.pretrained.command", "add_arguments", "run", "the pretrained generators that ship with ganforge"),
+    "project": ("ganforge.latent.project_command", "add_arguments", "run", "find the latents of pictures (input | reconstruction, latents.npz)"),
+    "synth": ("ganforge.commands.synth", "add_arguments", "run", "a labelled data set from a class-conditional model"),
+    "export": ("ganforge.export.command", "add_arguments", "run", "write a generator as ONNX or TorchScript"),
 }
 
 
@@ -73,7 +77,7 @@ def _add_train(sub) -> None:
 
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained model")
-    p.add_argument("run", help="a run folder or a checkpoint file")
+    p.add_argument("run", help="a run folder, a checkpoint or generator file, pretrained:NAME or URL#sha256=HEX")
     p.add_argument("--n", type=int, default=64)
     labels = p.add_mutually_exclusive_group()
     labels.add_argument("--label", help="one class (index or name) for every sample")
@@ -81,6 +85,8 @@ def _add_sample(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truncation", type=float, metavar="PSI",
                    help="psi in (0, 1]: pull latents towards the average w (stylegan; 0.7 trades variety for quality)")
+    p.add_argument("--code", metavar="NAME=VALUE,...",
+                   help="fix latent codes in every sample, the others drawn (infogan: cat=3,c1=0.5)")
     p.add_argument("--grid", help="write a PNG grid here (default: RUN/samples/sample_seedS.png unless --npz is given)")
     p.add_argument("--npz", help="write images uint8 (N, H, W, C) at the data's native size, and labels")
     p.add_argument("--device", default="cpu")
@@ -153,7 +159,12 @@ def cmd_sample(args) -> int:
 
     g = api.load(args.run, device=args.device)
     labels = [args.label] if args.label is not None else (args.labels.split(",") if args.labels else None)
-    images = g.sample(args.n, labels=labels, seed=args.seed, truncation=args.truncation)
+    codes = None
+    if args.code is not None:
+        from ganforge.models.infogan import parse_codes
+
+        codes = parse_codes(args.code)
+    images = g.sample(args.n, labels=labels, seed=args.seed, truncation=args.truncation, codes=codes)
     written = []
     if args.npz:
         out = {"images": g.to_native_uint8(images).numpy()}
@@ -165,13 +176,23 @@ def cmd_sample(args) -> int:
         np.savez_compressed(npz, **out)
         written.append(npz)
     if args.grid or not args.npz:
-        grid = args.grid or str(_run_dir(args.run) / "samples" / f"sample_seed{args.seed}.png")
+        grid = args.grid or str(_grid_path(args.run, g, args.seed))
         check_writable(grid)
         nrow = len(g.classes) if g.last_labels is not None and labels is None and args.n % max(1, len(g.classes)) == 0 else None
         save_grid(images, grid, nrow=nrow, scale=max(1, 64 // images.shape[-1]))
         written.append(grid)
     print(f"{args.n} samples -> {', '.join(written)}")
     return 0
+
+
+def _grid_path(source: str, g, seed: int) -> Path:
+    """Where `sample` writes its grid by default: the run's samples/ folder, or ./samples/ for a model named by
+    pretrained:NAME or URL (whose file lies in the package or the cache)."""
+    from ganforge.pretrained import is_named
+
+    if is_named(source):
+        return Path("samples") / f"{g.file.stem}_seed{seed}.png"
+    return _run_dir(source) / "samples" / f"sample_seed{seed}.png"
 
 
 def _run_dir(path: str) -> Path:
