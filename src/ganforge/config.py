@@ -50,7 +50,9 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
     # share p of the images (null: all); or ada (Karras 2020), whose p starts at p (null: 0) and every `interval`
     # D steps moves by (images seen) / speed towards E[sign D(real)] = target; interval 0 holds p fixed
     "augment": {"policy": "", "p": None, "target": 0.6, "interval": 4, "speed": 500000.0},
-    "log": {"every": 25},
+    # a metrics.jsonl record every `every` steps; tensorboard: auto | true | false, event files beside it (auto: when
+    # the tensorboard package is installed)
+    "log": {"every": 25, "tensorboard": "auto"},
     "sample": {"every": 500, "n": 64},
     # quality figures every `every` steps and at the end. n: samples (or held-out examples) per evaluation,
     # 0 = by data: 2,500 on digits (a small classifier), 500 with the Inception metrics (FID, KID), whose network
@@ -64,6 +66,7 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
 }
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
+SWITCHES = ("log.tensorboard",)  # settings that take auto, true or false
 
 # Seeds go through products like seed * 1_000_003 into 64-bit generators: a 31-bit seed keeps every one in range.
 MAX_SEED = 2**31 - 1
@@ -123,6 +126,10 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
     """Check a user value against the default's type; ints are accepted where floats are expected."""
     if default is None or (value is None and _nullable(key)):
         return value
+    if key in SWITCHES:
+        if value == "auto" or isinstance(value, bool):
+            return value
+        raise UserError(f"{source}: '{key}' must be auto, true or false, got {value!r}")
     if value is None:
         raise UserError(f"{source}: '{key}' must be {_type_name(default)}, got null")
     if isinstance(default, bool):
@@ -314,6 +321,9 @@ def validate(cfg: Mapping) -> None:
     for key in ("log", "sample", "eval", "checkpoint"):
         if cfg[key]["every"] < 0:
             raise UserError(f"{key}.every must be >= 0, got {cfg[key]['every']}")
+    from ganforge.training.tensorboard import check_setting
+
+    check_setting(cfg["log"]["tensorboard"])
     # a run keeps at least its last checkpoint and draws at least one sample
     positive("checkpoint.keep", cfg["checkpoint"]["keep"])
     positive("sample.n", cfg["sample"]["n"])

@@ -34,6 +34,7 @@ from ganforge.training.ema import EMA
 from ganforge.training.optim import Schedule, build_optimizers
 from ganforge.training.precision import Precision, effective
 from ganforge.training.report import MetricsLog, Progress, plot_losses
+from ganforge.training.tensorboard import open_board
 
 log = logging.getLogger("ganforge")
 
@@ -92,6 +93,7 @@ class Trainer:
         self.last_eval: Dict = {}
         self.lr_scale, self.divergences = 1.0, 0  # learning rates relative to the config's, roll-backs so far
         self.metrics = MetricsLog(self.out / "metrics.jsonl")
+        self.board = None  # TensorBoard's writer (training/tensorboard.py), open over fit() on rank 0
         if resume:
             state.resume(self)
         elif self.ranks.main:
@@ -113,11 +115,17 @@ class Trainer:
         threads_before = torch.get_num_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(distributed.cpu_threads(cfg.threads, self.ranks))
+        if self.ranks.main:
+            self.board = open_board(cfg.log.tensorboard, self.out, self.step)
+            if self.board:
+                self.board.config(self.step, config_mod.dump(cfg))
         try:
             self._loop(progress, budget, elapsed_before)
             return self.finish()
         finally:
             torch.set_num_threads(threads_before)
+            if self.board:
+                self.board.close()
 
     def _loop(self, progress: Progress, budget: Optional[float], elapsed_before: float) -> None:
         cfg = self.cfg
@@ -131,6 +139,8 @@ class Trainer:
                 drawn, finite = self._iteration(running)
                 if not bool(finite):  # the one per-step host sync
                     state.roll_back(self)
+                    if self.board:
+                        self.board.restart(self.step)
                     running, images_seen, n_logged = {}, 0, 0
                     interval.reset()
                     continue
@@ -141,8 +151,11 @@ class Trainer:
                 if cfg.log.every and self.step % cfg.log.every == 0 and self.ranks.main:
                     rate = images_seen / max(1e-9, interval.seconds())
                     logs = {k: float(v) / n_logged for k, v in running.items()}  # read the losses every log.every steps
-                    self.metrics.write({"kind": "train", "step": self.step, "time": round(self.elapsed, 2), "img_per_s": round(rate, 1),
-                                        **logs, **self._augment_record()})
+                    record = {"kind": "train", "step": self.step, "time": round(self.elapsed, 2), "img_per_s": round(rate, 1),
+                              **logs, **self._augment_record()}
+                    self.metrics.write(record)
+                    if self.board:
+                        self.board.record(record, {n: o.param_groups[0]["lr"] for n, o in self.optimizers.items()})
                     progress.update(self.step, {k[: -len("/loss")]: v for k, v in logs.items() if k.endswith("/loss")}, rate)
                     running, images_seen, n_logged = {}, 0, 0
                     interval.reset()
@@ -229,7 +242,7 @@ class Trainer:
         cfg, step = self.cfg, self.step
         if cfg.sample.every and step % cfg.sample.every == 0 and self.ranks.main:
             with self.aside():
-                self.save_samples()
+                self._show(self.save_samples())
         if cfg.eval.every and step % cfg.eval.every == 0 and self.ranks.main and self._evaluation_affordable():
             with self.aside():
                 self.evaluate()
@@ -246,7 +259,7 @@ class Trainer:
             if self.ranks.main and (not self.last_eval or self.last_eval.get("step") != self.step):
                 self.evaluate()
             if self.ranks.main and not (self.out / "samples" / f"step_{self.step:06d}.png").exists():
-                self.save_samples()
+                self._show(self.save_samples())
         path = self.save_checkpoint()
         if self.ranks.main:
             plot_losses(self.metrics.read(), self.out / "losses.png")
@@ -296,6 +309,10 @@ class Trainer:
         save_grid(images, path, nrow=nrow, scale=max(1, 64 // self.model.size))
         return path
 
+    def _show(self, grid: Path) -> None:
+        if self.board:
+            self.board.image(self.step, grid)
+
     @torch.no_grad()
     def _save_translations(self, n: int) -> Path:
         """Image-to-image models: a grid of the same n training inputs next to their translations."""
@@ -336,6 +353,8 @@ class Trainer:
         if record:
             record = {"kind": "eval", "step": self.step, **record, "seconds": round(seconds, 1)}
             self.metrics.write(record)
+            if self.board:
+                self.board.record(record)
             self.last_eval = record
             if "cfd" in record and (self.best is None or record["cfd"] < self.best[0]):
                 self.best = (record["cfd"], self.step)
