@@ -135,12 +135,23 @@ MAX_SAMPLES = 100_000  # one call's samples are held in memory at once (100,000 
 
 
 class Generator:
-    """A trained generator loaded from a checkpoint, ready to sample on any device."""
+    """A trained generator loaded from a checkpoint, ready to sample on any device. `path`: a run folder, a
+    checkpoint, a generator-only file (save_generator), pretrained:NAME or https://.../NAME.safetensors#sha256=HEX."""
 
     def __init__(self, path: Union[str, Path], device: str = "cpu"):
-        tensors, meta = checkpoint.load(str(path), device="cpu")
+        from ganforge.pretrained import locate
+        from ganforge.training import generator_file
         from ganforge.training.devices import pick_device
 
+        local = locate(path)  # pretrained:NAME and URLs become a local file (a URL is downloaded once)
+        # a generator-only file holds the sampling networks alone: no discriminator, optimiser or EMA besides
+        self.generator_only = generator_file.is_generator_file(local)
+        if self.generator_only:
+            self.file = local
+            tensors, meta = generator_file.read(local)
+        else:
+            self.file = checkpoint.resolve(str(local))
+            tensors, meta = checkpoint.load(str(self.file), device="cpu")
         self.meta, self.info = meta, meta["data"]
         self.step = meta["step"]
         self.device = pick_device(device)
@@ -151,10 +162,17 @@ class Generator:
         self.data_spec = self.cfg.data
         self.model = model_cls(self.cfg, self.info)
         modules = self.model.checkpointed_modules()
+        if self.generator_only:
+            modules = {name: modules[name] for name in self.model.ema_nets}
         loaded = load_module_tensors(modules, tensors, (AVERAGED, LIVE), where=f"{path}: the checkpoint", model=meta["model"])  # EMA first
         missing = [name for name, module in modules.items() if name not in loaded and any(True for _ in module.parameters())]
         if missing:
             raise UserError(f"{path}: the checkpoint has no weights for this {meta['model']}'s {missing[0]}")
+        self.averaged = all(loaded.get(name) == AVERAGED for name in self.model.ema_nets) or bool(meta.get("averaged"))
+        if self.generator_only:  # a network the file does not hold refuses to run rather than run untrained
+            for name, module in self.model.checkpointed_modules().items():
+                if name not in modules and any(True for _ in module.parameters()):
+                    setattr(self.model, name, generator_file.Absent(name, path))
         self.model.to(self.device).eval()
         self.classes = list(self.info.get("classes") or [])
 
@@ -174,11 +192,13 @@ class Generator:
 
     @torch.no_grad()
     def sample(self, n: int, labels: Optional[Sequence[Union[int, str]]] = None, seed: int = 0, batch: int = 500,
-               truncation: Optional[float] = None) -> torch.Tensor:
+               truncation: Optional[float] = None, codes: Optional[Dict[str, float]] = None) -> torch.Tensor:
         """n samples (n, C, H, W) in [-1, 1] on the CPU; labels cycle when fewer than n are given.
 
         truncation: psi in (0, 1] for models with the truncation trick (stylegan): every latent is pulled
-        towards the average w by that factor; None leaves them be."""
+        towards the average w by that factor; None leaves them be.
+        codes: {name: value} for models with latent codes (infogan: {"cat": 3, "c1": 0.5}), fixed in every
+        sample while the rest of each latent is drawn as without them."""
         if not 0 < n <= MAX_SAMPLES:
             raise UserError(f"--n must be between 1 and {MAX_SAMPLES:,}, got {n}")
         if not 0 <= seed <= MAX_SEED:
@@ -193,6 +213,13 @@ class Generator:
             label_tensor = torch.arange(n, device=self.device) % len(self.classes)
         self.last_labels = None if label_tensor is None else label_tensor.cpu()
         extra = {} if truncation is None else {"truncation": truncation}
+        if codes:
+            from ganforge.models.base import Capability
+
+            if not self.model.can(Capability.CODES):
+                raise UserError(f"this {self.meta['model']} model has no latent codes (infogan has): drop --code")
+            self.model.with_codes(self.model.latent(1), codes)  # a wrong name or value is refused before sampling
+            extra["codes"] = codes
         return self.model.sample_seeded(n, seed, self.device, label_tensor, batch=batch, **extra)
 
     def to_native_uint8(self, images: torch.Tensor) -> torch.Tensor:
@@ -214,3 +241,71 @@ def check_truncation(generator: Generator, psi) -> None:
 
 def load(path: Union[str, Path], device: str = "cpu") -> Generator:
     return Generator(path, device)
+
+
+def save_generator(run: Union[str, Path, Generator], dest: Union[str, Path], *, half: bool = True, name: str = "",
+                   figures: Optional[Dict] = None, command: str = "", licence: Optional[str] = None) -> Path:
+    """Write the generator(s) a run samples with (the EMA where it kept one) to one safetensors file that carries
+    the config, data, step, version, the data's licence and `figures` in its metadata: what `load` needs, and no
+    discriminator. half: store floats in fp16 (loaded back as fp32). run: a run folder, checkpoint or Generator."""
+    from ganforge.models.base import module_tensors
+    from ganforge.training import generator_file
+
+    g = run if isinstance(run, Generator) else load(run)
+    nets = {net: getattr(g.model, net) for net in g.model.ema_nets}
+    about = {"model": g.meta["model"], "step": g.step, "config": dict(g.cfg), "data": g.info, "averaged": g.averaged,
+             "licence": licence if licence is not None else generator_file.data_licence(g.data_spec),
+             "figures": figures or {}, "name": name, "command": command}
+    return generator_file.write(dest, module_tensors(nets, LIVE), about, half=half)
+
+
+def project(run_or_generator, images, *, steps: Optional[int] = None, space: Optional[str] = None, seed: int = 0,
+            labels: Optional[Sequence[Union[int, str]]] = None, device: str = "cpu", progress: bool = False):
+    """The latents whose images match `images` -> (Latents, reconstructions (N, C, H, W) in [-1, 1] on the CPU).
+
+        latents, recon = ganforge.api.project("runs/stylegan", ["a.png", "b.jpg"], steps=200, space="w+", seed=0)
+        save_latents("latents.npz", latents, "stylegan")   # ganforge.latent.space
+
+    run_or_generator: a run folder, checkpoint or loaded Generator of a noise-to-image model. images: image files,
+    or uint8 (N, C, size, size) in the model's channels and size. space: one of the model's latent_spaces (default
+    its first: w+ for stylegan, z for the rest); steps: the optimiser's (default latent/project.py DEFAULT_STEPS);
+    labels: class-conditional models only, one class for all or one per image. latents.figures holds psnr and
+    ssim (N,), and for files their names (inputs). Every image has its own latent; all are optimised at once
+    (latent/project.py says how); the same seed gives the same result."""
+    import numpy as np
+
+    from ganforge.latent import project as projection
+    from ganforge.latent.space import check_space
+
+    g = run_or_generator if isinstance(run_or_generator, Generator) else load(run_or_generator, device=device)
+    model = g.model
+    space = check_space(model, space or model.latent_spaces[0])
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+    names = None
+    if isinstance(images, torch.Tensor):
+        expected = (model.channels, model.size, model.size)
+        if images.dtype != torch.uint8 or images.dim() != 4 or tuple(images.shape[1:]) != expected:
+            raise UserError(f"images to project must be uint8 (N, {', '.join(map(str, expected))}), got "
+                            f"{images.dtype} {tuple(images.shape)}")
+        targets = images
+    else:
+        names = [str(p) for p in images]
+        if not names:
+            raise UserError("no images to project")
+        targets = projection.read_targets(names, model.channels, model.size)
+    label_tensor = None
+    if labels is not None and len(labels):
+        idx = [g.label_index(label) for label in labels]
+        if len(idx) not in (1, len(targets)):
+            raise UserError(f"--label gives {len(idx)} classes for {len(targets)} images: give one for all, or one per image")
+        label_tensor = torch.tensor(idx * len(targets) if len(idx) == 1 else idx)
+    elif model.conditional:
+        raise UserError(f"this {g.meta['model']} model is class-conditional: give the class of the images with --label "
+                        f"(one of {', '.join(g.classes)}, or one per image separated by commas)")
+    latents, reconstructions = projection.project(
+        model, targets, info=g.info, space=space, steps=projection.DEFAULT_STEPS if steps is None else steps, seed=seed,
+        labels=label_tensor, progress=progress)
+    if names is not None:
+        latents.figures["inputs"] = np.array([Path(n).name for n in names])
+    return latents, reconstructions

@@ -7,6 +7,9 @@
   section 4: W is the disentangled space, so straight lines in it stay among images) or slerp in Z (White
   2016: Gaussian latents live near a sphere, which straight lines leave). Z works for every noise model.
 - a GIF: the same walk through all the seeds and back to the first.
+- the codes grid of InfoGAN figure 2 (Chen et al. 2016): one row per value of the categorical code, the columns
+  sweeping one continuous code from -2 to 2 (twice its prior's reach); one noise vector, seed S's, for the whole
+  picture and the other continuous codes at 0, so that the codes alone change. Needs Capability.CODES (infogan).
 
 The grids of a model trained with alpha (4 channels) are RGBA PNGs; the GIF composites them on white, since GIF
 has one transparent palette entry rather than an alpha channel.
@@ -116,6 +119,25 @@ class Explorer:
                 ws = torch.stack([torch.lerp(w[0], w[1], t) for t in ts])
                 legs.append(self.model.synthesize(ws))
         return [leg.cpu() for leg in legs]
+
+    @torch.no_grad()
+    def code_grid(self, code: Optional[str] = None, steps: int = 8, seed: int = 0) -> Tensor:
+        """The codes grid as one uint8 image: n_cat rows (the categorical code's values), `steps` columns
+        (the continuous code `code`, default the first, from -2 to 2)."""
+        if not self.model.can(Capability.CODES):
+            raise UserError(f"{self.g.meta['model']} has no latent codes; the codes picture needs an infogan run")
+        _check_count(steps, "--steps", 2, 64)
+        _check_count(seed, "--seed", 0, MAX_SEED)
+        categorical, *continuous = self.model.code_names
+        if not continuous:
+            raise UserError(f"this {self.g.meta['model']} has no continuous code to sweep (n_cont=0)")
+        code = continuous[0] if code is None else code
+        if code not in continuous:
+            raise UserError(f"--code must be one of the continuous codes {', '.join(continuous)}, got '{code}'")
+        z = self.model.with_codes(self.latents([seed]), {c: 0.0 for c in continuous})
+        cells = [self.model.with_codes(z, {categorical: k, code: float(v)})
+                 for k in range(self.model.n_cat) for v in torch.linspace(-2.0, 2.0, steps)]
+        return make_grid(self.render(torch.cat(cells)).cpu(), nrow=steps)
 
     def strip(self, seeds: Sequence[int], steps: int = 8, space: str = "w", psi: float = 1.0) -> Tensor:
         """The interpolation strips as one uint8 image: one row per consecutive pair of seeds."""

@@ -3,6 +3,7 @@
     ganforge explore RUN mix         --out mix.png    [--rows 3] [--cols 5] [--seed S] [--truncation PSI]
     ganforge explore RUN interpolate --out strip.png  [--seeds 0,1,2] [--steps 8] [--space w|z]
     ganforge explore RUN gif         --out walk.gif   [--seeds 0,1,2,3] [--steps 16] [--space w|z] [--fps 12]
+    ganforge explore RUN codes       --out grid.png   [--code c1] [--steps 8] [--seed S]
 """
 from __future__ import annotations
 
@@ -35,15 +36,18 @@ def parse_levels(text: str) -> List[str]:
 
 def add_arguments(parser) -> None:
     parser.add_argument("run", help="a run folder or checkpoint of a noise-to-image model")
-    parser.add_argument("what", choices=["mix", "interpolate", "gif"],
-                        help="mix: style-mixing grid; interpolate: strips between seeds; gif: an animated walk")
+    parser.add_argument("what", choices=["mix", "interpolate", "gif", "codes"],
+                        help="mix: style-mixing grid; interpolate: strips between seeds; gif: an animated walk; "
+                             "codes: a row per categorical code, a continuous code swept across (infogan)")
     parser.add_argument("--out", required=True, help="the picture to write (.png, or .gif for gif)")
-    parser.add_argument("--seed", type=int, default=0, help="mix: the first seed (A rows, then B columns)")
+    parser.add_argument("--seed", type=int, default=0, help="mix: the first seed (A rows, then B columns); codes: the noise")
+    parser.add_argument("--code", help="codes: the continuous code swept from -2 to 2 along each row (default c1)")
     parser.add_argument("--rows", type=int, default=3, help="mix: source-A images per level")
     parser.add_argument("--cols", type=int, default=5, help="mix: source-B images")
     parser.add_argument("--levels", default="coarse,middle,fine", help="mix: the style levels, in row order")
     parser.add_argument("--seeds", default="0,1,2,3", help="interpolate, gif: the seeds to pass through, in order")
-    parser.add_argument("--steps", type=int, help="interpolate, gif: images per leg, both ends included (default 8, gif 16)")
+    parser.add_argument("--steps", type=int, help="interpolate, gif: images per leg, both ends included (default 8, gif 16); "
+                                                  "codes: columns (default 8)")
     parser.add_argument("--space", choices=SPACES, help="interpolate, gif: lerp in W or slerp in Z (default w where the model has one)")
     parser.add_argument("--fps", type=float, default=12.0, help="gif: frames per second")
     parser.add_argument("--truncation", type=float, help="psi in (0, 1]: pull every latent towards the average w")
@@ -62,6 +66,8 @@ def run(args) -> int:
         api.check_truncation(g, args.truncation)
         psi = args.truncation
     space = args.space or ("w" if explorer.has_styles else "z")
+    if args.code is not None and args.what != "codes":
+        raise UserError(f"--code picks the code that the codes picture sweeps; drop it for {args.what}")
     out = Path(args.out)
     if args.what == "gif":
         if out.suffix.lower() != ".gif":
@@ -70,6 +76,8 @@ def run(args) -> int:
     else:
         if args.what == "mix":
             grid = explorer.mixing_grid(args.rows, args.cols, args.seed, psi, parse_levels(args.levels))
+        elif args.what == "codes":
+            grid = explorer.code_grid(args.code, args.steps or 8, args.seed)
         else:
             grid = explorer.strip(parse_seeds(args.seeds), args.steps or 8, space, psi)
         scale = max(1, 64 // g.model.size)

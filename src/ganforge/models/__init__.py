@@ -8,5 +8,6 @@ from ganforge.models import gan, cgan, dcgan, lsgan, wgan, wgan_gp, acgan  # noq
 from ganforge.models import pix2pix, cyclegan, srgan, inpaint  # noqa: E402,F401
 from ganforge.models import stylegan  # noqa: E402,F401
 from ganforge.models import stargan  # noqa: E402,F401
+from ganforge.models import infogan  # noqa: E402,F401
 
 __all__ = ["GANModel", "Phase", "StepContext", "MODELS", "register", "get_model"]

@@ -69,6 +69,7 @@ class Capability(Enum):
     JUDGE_AS_CLASS = "judge_as_class"  # D takes the class: its verdict says "a real 3?", per class (CGAN)
     CLASSIFY = "classify"  # D's auxiliary head names the class (ACGAN)
     LATENT = "latent"  # images are a differentiable function of a latent: generate(latent, space); project, edit
+    CODES = "codes"  # the latent holds named codes (InfoGAN): with_codes(z, codes) sets them, code_names lists them
 
 
 # Losses under which D's output is a logit of "real", so its sigmoid is a probability.
@@ -372,6 +373,10 @@ class GANModel(nn.Module):
         """LATENT: where a projection starts, one latent (1, ...) in `space`: the prior's centre (z = 0), or
         StyleGAN's tracked average w (Karras et al. 2020, appendix D)."""
         return self.to_space(torch.zeros(1, self.z_dim, device=device), space)
+
+    def with_codes(self, z: Tensor, codes: Dict[str, float]) -> Tensor:
+        """CODES: a copy of latents z (N, z_dim) with the named codes ({name: value}) set; the rest as drawn."""
+        raise self._unsupported("codes")
 
     def read_attributes(self, x: Tensor, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
         """ATTRIBUTES: the attributes images (N, C, H, W) in [-1, 1] show, float (N, K) in {0, 1}."""
