@@ -257,13 +257,13 @@ def test_process_debug_shows_the_traceback(processes):
     assert "Traceback" in stderr and "UserError" in stderr and "gann" in stderr
 
 
-# The thirteen families, written out here: the command prints the registry, so a comparison with the
+# The fourteen families, written out here: the command prints the registry, so a comparison with the
 # registry would pass whatever it held.
 FAMILIES = ["gan", "cgan", "dcgan", "lsgan", "wgan", "wgan-gp", "acgan", "pix2pix", "cyclegan", "srgan", "inpaint",
-            "stargan", "stylegan"]
+            "stargan", "stylegan", "infogan"]
 
 
-def test_process_models_lists_the_thirteen_families_each_with_its_paper(processes):
+def test_process_models_lists_the_fourteen_families_each_with_its_paper(processes):
     code, stdout, _ = processes["models"]
     assert code == 0
     lines = stdout.splitlines()

@@ -29,6 +29,7 @@ TINY = {
     "gan": ["hidden_g=[16,32]", "hidden_d=[32,16]"],
     "cgan": ["width=4"],
     "dcgan": ["width=4"], "lsgan": ["width=4"], "wgan": ["width=4"], "wgan-gp": ["width=4"], "acgan": ["width=4"],
+    "infogan": ["width=4"],
     "pix2pix": ["width=4"], "inpaint": ["width=4"],
     "cyclegan": ["width=4", "n_blocks=1", "pool_size=4"],
     "srgan": ["width=4", "n_blocks=1"],

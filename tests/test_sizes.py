@@ -13,7 +13,7 @@ from ganforge.data.mnist5k import mnist5k
 from conftest import make_trainer
 
 SIZES = (32, 64, 128, 256)
-NOISE = ("gan", "dcgan", "lsgan", "wgan", "wgan-gp", "cgan", "acgan", "stylegan")
+NOISE = ("gan", "dcgan", "lsgan", "wgan", "wgan-gp", "cgan", "acgan", "infogan", "stylegan")
 NARROW = {"gan": ["hidden_g=[16,32]", "hidden_d=[32,16]"], "stylegan": ["width=4", "max_width=8", "z_dim=8", "w_dim=8"],
           "cyclegan": ["width=4", "n_blocks=1", "pool_size=2"]}
 
