@@ -22,6 +22,7 @@ PLUGGED_COMMANDS = {
     "translate": ("ganforge.translate.command", "add_arguments", "run", "translate images with an image-to-image model"),
     "serve": ("ganforge.web.command", "add_arguments", "run", "a web page to explore trained models"),
     "explore": ("ganforge.explore.command", "add_arguments", "run", "style-mixing grids, latent interpolations and animated walks"),
+    "runs": ("ganforge.commands.runs", "add_arguments", "run", "a table of the runs under a folder, with their quality figures"),
     "pretrained": ("ganforge.pretrained.command", "add_arguments", "run", "the pretrained generators that ship with ganforge"),
     "project": ("ganforge.latent.project_command", "add_arguments", "run", "find the latents of pictures (input | reconstruction, latents.npz)"),
     "synth": ("ganforge.commands.synth", "add_arguments", "run", "a labelled data set from a class-conditional model"),
