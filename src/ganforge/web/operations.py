@@ -36,10 +36,12 @@ DISPLAY_SIDE = 768  # inputs are shown (not processed) at most this large
 Upload = Callable[[str], np.ndarray]
 
 
-def page_capabilities(model) -> Dict:
-    """What the page may offer for a model, from its declared kind and capabilities."""
+def page_capabilities(model, discriminator: bool = True) -> Dict:
+    """What the page may offer for a model, from its declared kind and capabilities; discriminator: whether the file
+    loaded holds D (a generator-only file does not, so nothing that asks D is offered)."""
     translates = model.translates
     generative = not translates
+    judges = generative and discriminator
     attributes = translates and model.can(Capability.ATTRIBUTES)
     return {
         "generate": generative,
@@ -56,9 +58,9 @@ def page_capabilities(model) -> Dict:
         # StarGAN: target attributes in place of a direction; exclusive groups allow one member at a time
         "attributes": list(model.attribute_names) if attributes else [],
         "attribute_groups": [list(g) for g in model.attribute_groups] if attributes else [],
-        "discriminate": generative and model.can(Capability.JUDGE),
-        "judge_as_class": generative and model.can(Capability.JUDGE_AS_CLASS),  # D takes the class (CGAN)
-        "predicts_class": generative and model.can(Capability.CLASSIFY),  # D names the class (ACGAN)
+        "discriminate": judges and model.can(Capability.JUDGE),
+        "judge_as_class": judges and model.can(Capability.JUDGE_AS_CLASS),  # D takes the class (CGAN)
+        "predicts_class": judges and model.can(Capability.CLASSIFY),  # D names the class (ACGAN)
     }
 
 
@@ -97,21 +99,20 @@ class Entry:
 def load_entries(sources: Sequence[str], device: str) -> List[Entry]:
     """The models named on the command line, each under its run folder's name (or its checkpoint's)."""
     from ganforge import api
-    from ganforge.training import checkpoint
 
     if not sources:
         raise UserError("serve: give at least one run folder or checkpoint")
     entries: List[Entry] = []
     names: Dict[str, int] = {}
     for index, source in enumerate(sources):
-        sidecar = checkpoint.resolve(source)
-        generator = api.load(source, device=device)
-        run = run_folder(sidecar)
-        name = run.name if run else sidecar.stem
+        generator = api.load(source, device=device)  # a run, checkpoint, generator file, pretrained:NAME or URL
+        run = None if generator.generator_only else run_folder(generator.file)
+        name = run.name if run else generator.file.stem
         names[name] = names.get(name, 0) + 1
         if names[name] > 1:
             name = f"{name} ({names[name]})"
-        entries.append(Entry(index, name, str(source), generator, run, page_capabilities(generator.model)))
+        entries.append(Entry(index, name, str(source), generator, run,
+                             page_capabilities(generator.model, discriminator=not generator.generator_only)))
     return entries
 
 
@@ -307,7 +308,8 @@ def judge(entry: Entry, upload: Upload, query: Dict[str, str]) -> Dict:
     logit, per class where D takes or names the class, and its average over samples for comparison."""
     caps, model = entry.caps, entry.model
     if not caps["discriminate"]:
-        raise HTTPError(400, f"{entry.name} has no discriminator to ask")
+        held = " (this file holds the generator only: no discriminator)" if entry.generator.generator_only else ""
+        raise HTTPError(400, f"{entry.name} has no discriminator to ask{held}")
     from ganforge.data.base import to_float
 
     image = as_model_input(entry, upload("a"))
