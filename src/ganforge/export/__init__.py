@@ -22,8 +22,11 @@ fixes it; the image side is the training one. The metadata (ONNX metadata_props,
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
@@ -188,7 +191,7 @@ def export_generator(run: Union[str, Path], out: Union[str, Path], fmt: str = "o
                      direction: Optional[str] = None) -> Dict:
     """Write RUN's generator to `out` as ONNX or TorchScript, atomically, after checking that the file gives the
     generator's own outputs (at two batch sizes for a free batch; ONNX where onnxruntime is installed) -> a summary
-    {path, format, inputs, metadata, checked: {batch: max abs difference}}."""
+    {path, format, exporter, inputs, metadata, checked: {batch: max abs difference}}."""
     from ganforge import api
     from ganforge.imaging.io import check_writable
 
@@ -210,16 +213,20 @@ def export_generator(run: Union[str, Path], out: Union[str, Path], fmt: str = "o
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the tracer's notes on shape checks that hold for the traced sizes
         if fmt == "onnx":
-            write_onnx(wrapper, inputs, path, meta, dynamic=batch is None)
+            exporter = write_onnx(wrapper, inputs, path, meta, dynamic=batch is None)
         else:
             write_torchscript(wrapper, inputs, path, meta)
+            exporter = "torch.jit.trace"
     sizes = [batch] if batch is not None else [1, 3]
     checked = check_file(path, fmt, wrapper, sizes, classes)
-    return {"path": str(path), "format": fmt, "inputs": list(wrapper.ports), "metadata": meta, "checked": checked}
+    return {"path": str(path), "format": fmt, "exporter": exporter, "inputs": list(wrapper.ports), "metadata": meta,
+            "checked": checked}
 
 
-def write_onnx(wrapper: nn.Module, inputs: Tuple[Tensor, ...], path: Path, meta: Dict[str, str], dynamic: bool) -> None:
-    """The TorchScript-based exporter (dynamo=False): the graph is plain and this path needs no onnxscript."""
+def write_onnx(wrapper: nn.Module, inputs: Tuple[Tensor, ...], path: Path, meta: Dict[str, str], dynamic: bool) -> str:
+    """Write the ONNX file -> the exporter that made it. First the TorchScript-based exporter (dynamo=False): fast,
+    and it needs no onnxscript; where it cannot convert the graph (StyleGAN's low-pass filter takes its kernel's
+    shape from the input's, which it cannot infer with a free batch), torch's dynamo-based exporter."""
     try:
         import onnx
     except ImportError:
@@ -229,10 +236,17 @@ def write_onnx(wrapper: nn.Module, inputs: Tuple[Tensor, ...], path: Path, meta:
     names = [p.name for p in wrapper.ports]
     axes = {p.name: {0: "batch"} for p in wrapper.ports if p.shape is not None}
     axes["images"] = {0: "batch"}
+    used = []
 
     def write(tmp: str) -> None:
-        torch.onnx.export(wrapper, inputs, tmp, input_names=names, output_names=["images"], opset_version=OPSET,
-                          dynamic_axes=axes if dynamic else None, do_constant_folding=True, dynamo=False)
+        try:
+            with quiet_stdout():  # where it fails it prints the whole graph there
+                torch.onnx.export(wrapper, inputs, tmp, input_names=names, output_names=["images"], opset_version=OPSET,
+                                  dynamic_axes=axes if dynamic else None, do_constant_folding=True, dynamo=False)
+            used.append("torchscript")
+        except torch.onnx.errors.OnnxExporterError as e:
+            export_with_dynamo(wrapper, inputs, tmp, names, dynamic, str(e).splitlines()[0])
+            used.append("dynamo")
         graph = onnx.load(tmp)
         for key, value in meta.items():
             entry = graph.metadata_props.add()
@@ -241,6 +255,47 @@ def write_onnx(wrapper: nn.Module, inputs: Tuple[Tensor, ...], path: Path, meta:
         onnx.save(graph, tmp)
 
     atomic_write(path, write)
+    return used[0]
+
+
+def export_with_dynamo(wrapper: nn.Module, inputs: Tuple[Tensor, ...], tmp: str, names: List[str], dynamic: bool,
+                       why: str) -> None:
+    """torch.export's graph through onnxscript: slower to export (seconds), but shapes stay known as numbers."""
+    import logging
+
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise UserError(f"{wrapper.model.name}'s generator needs torch's dynamo-based ONNX exporter ({why}), which needs "
+                        "onnxscript: pip install 'ganforge[export]', or fix the batch with --batch N") from None
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    shapes = (tuple({0: batch} if p.shape is not None else None for p in wrapper.ports),) if dynamic else None
+    # their notes (torchvision's operators absent, each optimisation pass) would reach the CLI's log at INFO
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        program = torch.onnx.export(wrapper, inputs, None, input_names=names, output_names=["images"],
+                                    opset_version=max(OPSET, 18), dynamic_shapes=shapes, dynamo=True, verbose=False)
+        program.save(tmp, external_data=False)
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def quiet_stdout():
+    """File descriptor 1 sent to the null device for the duration (output written from C++ included)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def write_torchscript(wrapper: nn.Module, inputs: Tuple[Tensor, ...], path: Path, meta: Dict[str, str]) -> None:

@@ -21,7 +21,8 @@ def run(args) -> int:
     meta = done["metadata"]
     n = "N" if meta["batch"] == "dynamic" else meta["batch"]
     inputs = ", ".join(f"{p.name} {describe(p, n)}" for p in done["inputs"])
-    print(f"{meta['family']} -> {done['path']} ({done['format']}): inputs {inputs}; "
+    made = " by torch's dynamo-based exporter" if done["exporter"] == "dynamo" else ""
+    print(f"{meta['family']} -> {done['path']} ({done['format']}{made}): inputs {inputs}; "
           f"output images ({n}, {meta['channels']}, {meta['size']}, {meta['size']}) float32 in [-1, 1]")
     if done["checked"]:
         batches = " and ".join(str(b) for b in done["checked"])
