@@ -309,3 +309,51 @@ def project(run_or_generator, images, *, steps: Optional[int] = None, space: Opt
     if names is not None:
         latents.figures["inputs"] = np.array([Path(n).name for n in names])
     return latents, reconstructions
+
+
+def directions(run_or_generator, *, n: Optional[int] = None, seed: int = 0, device: str = "cpu"):
+    """A noise model's editing directions (latent/directions.py: SeFa's sefa0.., and the supervised ones its data
+    allows: digit0..digit9 and thick on digits), found once and kept in RUN/directions.npz for these weights.
+
+        found = ganforge.api.directions("runs/stylegan")
+        found.names, found.accuracies          # held-out accuracy of each supervised boundary (nan for SeFa)
+
+    n: latents sampled and labelled for the supervised ones (default latent/directions.py SAMPLES)."""
+    from ganforge.latent import directions as found
+
+    g = run_or_generator if isinstance(run_or_generator, Generator) else load(run_or_generator, device=device)
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+    return found.directions(g, found.SAMPLES if n is None else n, seed)
+
+
+def edit(run_or_generator, latents, direction: str, strength: float, *, keep: Optional[Sequence[str]] = None,
+         hold: Optional[str] = None, device: str = "cpu"):
+    """Latents moved `strength` along an editing direction -> (the edited Latents, their images (N, C, H, W) in
+    [-1, 1] on the CPU).
+
+        edited, images = ganforge.api.edit("runs/stylegan", "latents.npz", "thick", 2.0)
+
+    latents: a latent file (ganforge project writes them) or a Latents; strength: in standard deviations of the
+    model's latents along the direction; keep: directions to stay orthogonal to (default: thick keeps the digits;
+    [] none); hold: "digit" holds the digit read at the start along the edit, "none" not (default: for thick on
+    digit models). A z latent edited along a w direction comes back in w."""
+    import math
+
+    from ganforge.latent import directions as found
+    from ganforge.latent.space import Latents, load_latents, render
+
+    g = run_or_generator if isinstance(run_or_generator, Generator) else load(run_or_generator, device=device)
+    found.space_of(g)
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) or abs(strength) > 100:
+        raise UserError(f"--strength must be a number between -100 and 100, got {strength}")
+    if not isinstance(latents, Latents):
+        latents = load_latents(latents, g.model, g.meta["model"])
+    d = found.directions(g)
+    d.index(direction)
+    edited = found.apply(g.model, g.info, latents, d, direction, float(strength), keep, hold)
+    with torch.no_grad():
+        images = torch.cat([render(g.model, Latents(edited.space, part.to(g.device), None if edited.labels is None
+                                                    else edited.labels[i : i + found.BATCH]))
+                            for i, part in zip(range(0, len(edited), found.BATCH), edited.values.split(found.BATCH))])
+    return edited, images.clamp(-1, 1).cpu()

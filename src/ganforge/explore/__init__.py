@@ -7,6 +7,7 @@
   section 4: W is the disentangled space, so straight lines in it stay among images) or slerp in Z (White
   2016: Gaussian latents live near a sphere, which straight lines leave). Z works for every noise model.
 - a GIF: the same walk through all the seeds and back to the first.
+- editing directions (latent/directions.py): one row per direction, one seed's image at each strength.
 - the codes grid of InfoGAN figure 2 (Chen et al. 2016): one row per value of the categorical code, the columns
   sweeping one continuous code from -2 to 2 (twice its prior's reach); one noise vector, seed S's, for the whole
   picture and the other continuous codes at 0, so that the codes alone change. Needs Capability.CODES (infogan).
@@ -171,6 +172,25 @@ class Explorer:
         except OSError as e:  # a folder of that name, a full disk
             raise UserError(f"cannot write '{out}': {e.strerror or e}") from None
         return out
+
+    def directions_grid(self, found, names: Sequence[str], strengths: Sequence[float], seed: int = 0,
+                        keep: Optional[Sequence[str]] = None, hold: Optional[str] = None) -> Tensor:
+        """One uint8 image (C, H', W'): a row per direction of `found` (latent/directions.py), seed's image
+        moved by each of `strengths` along it, as `ganforge edit` moves a latent."""
+        from ganforge.latent.directions import apply
+        from ganforge.latent.space import Latents
+
+        _check_count(seed, "--seed", 0, MAX_SEED)
+        z = self.latents([seed])
+        labels = self._labels(1)
+        start = Latents("z", z.cpu(), None if labels is None else labels.cpu())
+        rows = []
+        for name in names:
+            for s in strengths:
+                edited = apply(self.model, self.g.info, start, found, name, s, keep, hold)
+                with torch.no_grad():
+                    rows.append(self.model.generate(edited.values.to(self.device), edited.space, labels).clamp(-1, 1).cpu())
+        return make_grid(torch.cat(rows), nrow=len(strengths))
 
 
 def _check_count(value: int, name: str, low: int, high: int) -> None:

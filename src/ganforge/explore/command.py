@@ -4,11 +4,13 @@
     ganforge explore RUN interpolate --out strip.png  [--seeds 0,1,2] [--steps 8] [--space w|z]
     ganforge explore RUN gif         --out walk.gif   [--seeds 0,1,2,3] [--steps 16] [--space w|z] [--fps 12]
     ganforge explore RUN codes       --out grid.png   [--code c1] [--steps 8] [--seed S]
+    ganforge explore RUN directions  --out dirs.png   [--seed S] [--strengths -3 -1 0 1 3] [--names thick,sefa0]
+                                                      [--keep NAME,... | none] [--hold digit|none]
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from ganforge.config import MAX_SEED
 from ganforge.errors import UserError
@@ -34,13 +36,32 @@ def parse_levels(text: str) -> List[str]:
     return levels
 
 
+def check_strengths(strengths: List[float]) -> List[float]:
+    """1 to 16 finite strengths within +-100, else one line."""
+    if not 1 <= len(strengths) <= 16 or any(not -100 <= s <= 100 for s in strengths):  # nan fails both
+        raise UserError(f"--strengths takes 1 to 16 numbers between -100 and 100, got {' '.join(f'{s:g}' for s in strengths)}")
+    return strengths
+
+
+def parse_names(text: Optional[str], flag: str = "--names") -> Optional[List[str]]:
+    """'thick,sefa0' -> ["thick", "sefa0"]; None stays None, and 'none' is the empty list."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UserError(f"{flag} takes comma-separated direction names, got '{text}'")
+    return [] if names == ["none"] else names
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("run", help="a run folder or checkpoint of a noise-to-image model")
-    parser.add_argument("what", choices=["mix", "interpolate", "gif", "codes"],
+    parser.add_argument("what", choices=["mix", "interpolate", "gif", "codes", "directions"],
                         help="mix: style-mixing grid; interpolate: strips between seeds; gif: an animated walk; "
-                             "codes: a row per categorical code, a continuous code swept across (infogan)")
+                             "codes: a row per categorical code, a continuous code swept across (infogan); "
+                             "directions: each editing direction at several strengths")
     parser.add_argument("--out", required=True, help="the picture to write (.png, or .gif for gif)")
-    parser.add_argument("--seed", type=int, default=0, help="mix: the first seed (A rows, then B columns); codes: the noise")
+    parser.add_argument("--seed", type=int, default=0, help="mix: the first seed (A rows, then B columns); codes: the noise; "
+                                                             "directions: the seed edited")
     parser.add_argument("--code", help="codes: the continuous code swept from -2 to 2 along each row (default c1)")
     parser.add_argument("--rows", type=int, default=3, help="mix: source-A images per level")
     parser.add_argument("--cols", type=int, default=5, help="mix: source-B images")
@@ -50,6 +71,13 @@ def add_arguments(parser) -> None:
                                                   "codes: columns (default 8)")
     parser.add_argument("--space", choices=SPACES, help="interpolate, gif: lerp in W or slerp in Z (default w where the model has one)")
     parser.add_argument("--fps", type=float, default=12.0, help="gif: frames per second")
+    parser.add_argument("--strengths", nargs="+", type=float, metavar="S",
+                        help="directions: the strengths, in standard deviations of the model's latents (default -3 -2 -1 0 1 2 3)")
+    parser.add_argument("--names", help="directions: the directions to show, comma-separated (default all)")
+    parser.add_argument("--keep", help="directions: stay orthogonal to these directions (default: thick keeps the "
+                                       "digits), or none")
+    parser.add_argument("--hold", choices=["digit", "none"], help="directions: hold the digit read at the start along "
+                                                                  "each edit (default: for thick on digit models)")
     parser.add_argument("--truncation", type=float, help="psi in (0, 1]: pull every latent towards the average w")
     parser.add_argument("--label", help="conditional models: the class to keep along every path")
     parser.add_argument("--device", default="cpu")
@@ -59,6 +87,12 @@ def run(args) -> int:
     from ganforge import api
     from ganforge.imaging.io import write_png
 
+    only = [flag for flag, value in (("--strengths", args.strengths), ("--names", args.names), ("--keep", args.keep),
+                                     ("--hold", args.hold)) if value is not None]
+    if only and args.what != "directions":
+        raise UserError(f"{only[0]} applies to `explore RUN directions`, not {args.what}")
+    if args.what == "directions" and args.truncation is not None:
+        raise UserError("--truncation does not apply to directions: an edit moves the untruncated latent")
     g = api.load(args.run, device=args.device)
     explorer = Explorer(g, args.label)
     psi = 1.0
@@ -78,6 +112,14 @@ def run(args) -> int:
             grid = explorer.mixing_grid(args.rows, args.cols, args.seed, psi, parse_levels(args.levels))
         elif args.what == "codes":
             grid = explorer.code_grid(args.code, args.steps or 8, args.seed)
+        elif args.what == "directions":
+            found = api.directions(g)
+            names = parse_names(args.names) or found.names
+            for name in names:
+                found.index(name)  # an unknown name: one line listing them, before any edit runs
+            strengths = check_strengths(args.strengths or [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0])
+            grid = explorer.directions_grid(found, names, strengths, args.seed, parse_names(args.keep, "--keep"), args.hold)
+            print(f"rows: {', '.join(names)}; columns: strengths {', '.join(f'{s:g}' for s in strengths)}")
         else:
             grid = explorer.strip(parse_seeds(args.seeds), args.steps or 8, space, psi)
         scale = max(1, 64 // g.model.size)
