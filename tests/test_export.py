@@ -162,6 +162,9 @@ def test_what_does_not_apply_is_refused_in_one_line(run_of, tmp_path, capsys):
     assert "--batch must be" in refused(capsys, dcgan, "--batch", "0", "--out", str(tmp_path / "c.onnx"))
     assert "no run or checkpoint" in refused(capsys, str(tmp_path / "nothing"), "--out", str(tmp_path / "d.onnx"))
     assert "it is a folder" in refused(capsys, dcgan, "--out", str(tmp_path))
+    checkpoint = next((run_of("dcgan") / "checkpoints").glob("*.safetensors"))
+    assert "would overwrite a checkpoint" in refused(capsys, str(checkpoint), "--out", str(checkpoint))
+    assert "would overwrite a checkpoint" in refused(capsys, dcgan, "--out", str(checkpoint.with_suffix(".onnx")))
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
 
 

@@ -202,6 +202,7 @@ def export_generator(run: Union[str, Path], out: Union[str, Path], fmt: str = "o
     if batch is not None and not 1 <= batch <= 65536:
         raise UserError(f"--batch must be between 1 and 65536, got {batch}")
     check_writable(out)
+    check_not_the_run(run, out)
     generator = api.load(run)
     wrapper = wrapper_for(generator.model, direction)
     classes = len(generator.classes)
@@ -221,6 +222,14 @@ def export_generator(run: Union[str, Path], out: Union[str, Path], fmt: str = "o
     checked = check_file(path, fmt, wrapper, sizes, classes)
     return {"path": str(path), "format": fmt, "exporter": exporter, "inputs": list(wrapper.ports), "metadata": meta,
             "checked": checked}
+
+
+def check_not_the_run(run, out) -> None:
+    """One line where `out` would overwrite the checkpoint it is made from, or any file of the run's checkpoints."""
+    source, target = Path(run).expanduser().resolve(), Path(out).expanduser().resolve()
+    checkpoints = source.parent if source.is_file() and source.parent.name == "checkpoints" else source / "checkpoints"
+    if target == source or target.parent == checkpoints:
+        raise UserError(f"--out {out} would overwrite a checkpoint of {run}: write the export elsewhere")
 
 
 def write_onnx(wrapper: nn.Module, inputs: Tuple[Tensor, ...], path: Path, meta: Dict[str, str], dynamic: bool) -> str:
