@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 pytest.importorskip("tensorboard")
@@ -110,3 +111,24 @@ def test_the_setting_takes_auto_true_or_false_only():
     assert api.resolve_config("dcgan", sets=["log.tensorboard=true"]).log.tensorboard is True
     with pytest.raises(UserError, match="'log.tensorboard' must be auto, true or false, got 'sometimes'"):
         api.resolve_config("dcgan", sets=["log.tensorboard=sometimes"])
+
+
+def test_a_roll_back_after_a_non_finite_loss_supersedes_the_abandoned_steps(tmp_path):
+    from conftest import make_trainer
+
+    trainer = make_trainer("dcgan", tmp_path, sets=["checkpoint.every=2", "log.tensorboard=true"], steps=5, batch_size=4)
+    fired = []
+
+    def poison_once(module, args):  # D's weights turn NaN in step 4, after step 3 was logged: back to step 2
+        if trainer.step == 3 and not fired:
+            fired.append(trainer.step)
+            with torch.no_grad():
+                next(module.parameters()).fill_(float("nan"))
+
+    trainer.model.D.register_forward_pre_hook(poison_once)
+    trainer.fit()
+    assert fired and trainer.divergences == 1
+    assert len(event_files(tmp_path)) == 2  # the roll-back opened a second file
+    logged = [(e.step, e.value) for e in read_events(tmp_path).Scalars("G/loss")]
+    assert [s for s, _ in logged] == [1, 2, 3, 4, 5]
+    assert [v for _, v in logged] == pytest.approx([r["G/loss"] for r in records(tmp_path, "train")], rel=1e-6)
