@@ -66,7 +66,6 @@ def synthesize(run: Union[str, Path], n: int, out: Union[str, Path], *, seed: in
 
     from ganforge import api
     from ganforge.imaging.io import write_png
-    from ganforge.training import checkpoint
     from ganforge.version import __version__
 
     if not 1 <= n <= api.MAX_SAMPLES:
@@ -92,7 +91,7 @@ def synthesize(run: Union[str, Path], n: int, out: Union[str, Path], *, seed: in
     labels = torch.repeat_interleave(torch.arange(len(classes)), torch.tensor(counts))  # class by class, row order
     record = {
         "model": generator.meta["model"],
-        "checkpoint": str(checkpoint.resolve(str(run)).with_suffix(".safetensors")),
+        "checkpoint": _checkpoint_of(run),
         "step": generator.step,
         "seed": seed,
         "batch": batch,
@@ -122,6 +121,15 @@ def synthesize(run: Union[str, Path], n: int, out: Union[str, Path], *, seed: in
     np.savez_compressed(out / ARRAYS, images=np.concatenate(rows), labels=labels.numpy().astype(np.int64),
                         classes=np.array(classes, dtype=str))
     return record
+
+
+def _checkpoint_of(run: Union[str, Path]) -> str:
+    """The checkpoint file a run folder stands for (its latest); a file or a pretrained name as given."""
+    from ganforge.training import checkpoint
+
+    if Path(run).expanduser().is_dir():
+        return str(checkpoint.resolve(str(run)).with_suffix(".safetensors"))
+    return str(run)
 
 
 def _plain_folder_name(name: str) -> bool:
