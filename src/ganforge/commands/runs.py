@@ -97,7 +97,9 @@ def read_run(folder) -> Dict:
     model = (config or {}).get("model") or (sidecar or {}).get("model")
     data = (config or {}).get("data")
 
-    steps = max([r["step"] for r in records] + [checkpoint_step or 0]) if records or checkpoint_step else None
+    seen = [r["step"] for r in records] + ([checkpoint_step] if checkpoint_step is not None else [])
+    # a run that has logged nothing yet has done 0 steps; one whose metrics.jsonl is gone, an unknown number
+    steps = max(seen) if seen else (0 if (folder / "metrics.jsonl").is_file() else None)
     train = [r for r in records if r.get("kind") == "train" and _finite(r.get("time"))]
     minutes = train[-1]["time"] / 60 if train else None
     if sidecar is not None and _finite(sidecar.get("elapsed")) and (not train or checkpoint_step >= train[-1]["step"]):
