@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -120,14 +121,16 @@ def main() -> None:
     except ImportError:
         raise SystemExit("bench_export needs onnxruntime and onnx: pip install 'ganforge[export]'")
 
-    results = {}
+    results, load_before = {}, os.getloadavg()[0]  # other programs' share of the cores, beside the figures
     with tempfile.TemporaryDirectory() as folder:
         for name in names:
             found = measure_case(name, args, Path(folder))
             if found:
                 results[name] = found
+    load_after = os.getloadavg()[0]
     print(f"batch {args.batch}, median of {args.reps} interleaved repetitions (torch {torch.__version__}, "
-          f"onnxruntime {onnxruntime.__version__})")
+          f"onnxruntime {onnxruntime.__version__}); load average {load_before:.1f} before, {load_after:.1f} after "
+          f"on {os.cpu_count()} cores")
     print(f"{'case':<12} {'image':<8} {'threads':>7} {'torch img/s':>12} {'onnxruntime img/s':>18} {'ratio':>6} "
           f"{'ratio in CPU time':>18}")
     for name, found in results.items():
@@ -139,6 +142,7 @@ def main() -> None:
     record = {"command": "python " + " ".join(["benchmarks/bench_export.py", *sys.argv[1:]]), "batch": args.batch,
               "reps": args.reps, "seconds": args.seconds, "steps": args.steps, "torch": torch.__version__,
               "onnxruntime": onnxruntime.__version__, "machine": platform.processor() or platform.machine(),
+              "cores": os.cpu_count(), "load_average": [round(load_before, 2), round(load_after, 2)],
               "cases": results}
     RESULTS.write_text(json.dumps(record, indent=1) + "\n")
     print(f"-> {RESULTS}")
