@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -186,11 +186,12 @@ def _best_random_z(model, distance: Distance, labels: Optional[Tensor], rng: tor
 
 
 def project(model, targets: Tensor, *, info: Dict, space: Optional[str] = None, steps: int = 200, seed: int = 0,
-            labels: Optional[Tensor] = None, distance: str = "auto", progress: bool = False) -> Tuple[Latents, Tensor]:
+            labels: Optional[Tensor] = None, distance: str = "auto", progress: bool = False,
+            on_step: Optional[Callable[[int], None]] = None) -> Tuple[Latents, Tensor]:
     """Latents of `model` whose images match `targets` uint8 (N, C, size, size) in the model's channels and size,
     each with its own latent, all optimised at once -> (Latents with figures psnr and ssim, the reconstructions
     (N, C, H, W) in [-1, 1] on the CPU). `info` is the data's description (which features apply); the same seed
-    gives the same result."""
+    gives the same result. on_step(k) is called after each step k = 1..steps (the web page's progress)."""
     from tqdm import tqdm
 
     space = check_space(model, space or model.latent_spaces[0])
@@ -223,6 +224,8 @@ def project(model, targets: Tensor, *, info: Dict, space: Optional[str] = None, 
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            if on_step is not None:
+                on_step(step + 1)
             if step % 10 == 0 or step == steps - 1:
                 bar.set_postfix(loss=f"{loss.item() / target.shape[0]:.4f}", refresh=False)
     with torch.no_grad():
