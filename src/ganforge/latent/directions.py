@@ -28,7 +28,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -246,8 +246,8 @@ def find_directions(generator, n: int = SAMPLES, seed: int = 0, sefa: int = SEFA
     for name, y in properties.items():
         try:
             normal, accuracy = fit_boundary(latents, y, seed=seed)
-        except ValueError as e:  # a class the model hardly draws
-            log.info("no '%s' direction: %s of %d (a class the model hardly draws)", name, e, n)
+        except ValueError as e:  # a class the model hardly draws, a property its samples hardly vary in
+            log.info("no '%s' direction: %s of %d, too few to fit a boundary", name, e, n)
             continue
         found.append(name)
         vectors = torch.cat([vectors, normal[None]])
@@ -355,11 +355,12 @@ def held_path(model, values: Tensor, space: str, step: Tensor, reader, labels: O
     current, digit = values, None
     for _ in range(steps):
         current = current.detach().requires_grad_(True)
-        logits = reader(model.generate(current, space, labels))
-        if digit is None:
-            digit = logits.argmax(dim=1).detach()
-        held = torch.log_softmax(logits, dim=1).gather(1, digit[:, None]).sum()
-        (gradient,) = torch.autograd.grad(held, current)
+        with torch.enable_grad():  # the caller may hold gradients off; the walk needs the classifier's
+            logits = reader(model.generate(current, space, labels))
+            if digit is None:
+                digit = logits.argmax(dim=1).detach()
+            held = torch.log_softmax(logits, dim=1).gather(1, digit[:, None]).sum()
+            (gradient,) = torch.autograd.grad(held, current)
         part = (step / steps).expand_as(current)
         dims = tuple(range(1, current.dim()))
         towards = (part * gradient).sum(dim=dims, keepdim=True)  # < 0: this part would weaken the digit
