@@ -239,6 +239,14 @@ def test_eval_of_a_conditional_run(network_env, cgan_run, capsys):
     assert result["fid"] > 0 and 0 <= result["acc"] <= 1
 
 
+
+def test_eval_of_an_unconditional_run_on_labelled_data(dcgan_run, capsys):
+    """dcgan trained on mnist5k (which has labels) is asked for no class: eval once refused it as not conditional."""
+    assert main(["eval", str(dcgan_run), "--metrics", "cfd", "--n", "10", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["n"] == 10 and result["cfd"] > 0
+
+
 @pytest.mark.slow
 def test_reference_fid_between_stratified_halves_of_mnist5k(network_env, mnist):
     # Recorded reference: 250 digits per class in each half, N = 2500, about 4.8 (4.705 measured).

@@ -58,7 +58,8 @@ def evaluate_run(path: str, metrics=DEFAULT_METRICS, n: Optional[int] = None, re
     if n < 2:
         raise UserError(f"--n must be at least 2, got {n}")
     real = Real(data, n=n)
-    classes = list(generator.info.get("classes") or [])
+    # an unconditional model trained on labelled data (dcgan on mnist5k) is asked for no class
+    classes = list(generator.info.get("classes") or []) if generator.model.conditional else []
     labels = None
     if classes:
         # Ask for the real subset's labels (cycled when n exceeds it): equal class proportions on both sides.
