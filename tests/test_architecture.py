@@ -3,7 +3,8 @@
 The layer order, lowest first (this list is the one place it is named); a module may import from its own
 layer's packages and from lower layers only. features holds pretrained networks that describe images (the
 digit and attribute classifiers, Inception); training and metrics are peers: each sees models, neither the
-other, and api hands the trainer the metrics' figures.
+other, and api hands the trainer the metrics' figures. latent (projection, directions) and pretrained (generator
+files by name) sit beside them, below the api that offers them; export, like the commands, uses the api.
 """
 import ast
 from pathlib import Path
@@ -16,9 +17,9 @@ LAYERS = [
     {"data"},
     {"features"},
     {"models"},
-    {"training", "metrics"},
+    {"training", "metrics", "latent", "pretrained"},
     {"api"},
-    {"cli", "commands", "translate", "explore", "web", "__init__", "__main__"},
+    {"cli", "commands", "translate", "explore", "export", "web", "__init__", "__main__"},
 ]
 PEERS_APART = {("training", "metrics"), ("metrics", "training")}
 

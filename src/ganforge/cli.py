@@ -24,8 +24,8 @@ PLUGGED_COMMANDS = {
     "explore": ("ganforge.explore.command", "add_arguments", "run", "style-mixing grids, latent interpolations and animated walks"),
     "runs": ("ganforge.commands.runs", "add_arguments", "run", "a table of the runs under a folder, with their quality figures"),
     "pretrained": ("ganforge.pretrained.command", "add_arguments", "run", "the pretrained generators that ship with ganforge"),
-    "project": ("ganforge.latent.project_command", "add_arguments", "run", "find the latents of pictures (input | reconstruction, latents.npz)"),
-    "edit": ("ganforge.latent.edit_command", "add_arguments", "run", "move latents along an editing direction (thick, sefa0, ...)"),
+    "project": ("ganforge.commands.project", "add_arguments", "run", "find the latents of pictures (input | reconstruction, latents.npz)"),
+    "edit": ("ganforge.commands.edit", "add_arguments", "run", "move latents along an editing direction (thick, sefa0, ...)"),
     "synth": ("ganforge.commands.synth", "add_arguments", "run", "a labelled data set from a class-conditional model"),
     "export": ("ganforge.export.command", "add_arguments", "run", "write a generator as ONNX or TorchScript"),
 }
