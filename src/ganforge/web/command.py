@@ -8,7 +8,7 @@ from ganforge.web.server import DEFAULT_HOST, DEFAULT_PORT, MAX_UPLOAD_BYTES, Ap
 
 
 def add_arguments(parser) -> None:
-    parser.description = "Serve a page to explore trained models: samples, classes, interpolation, translation, reports."
+    parser.description = "Serve a page to explore trained models: samples, classes, interpolation, translation, projection and editing, reports."
     parser.add_argument("models", nargs="+", metavar="RUN_OR_CKPT", help="run folders or checkpoint files to load")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")

@@ -1,4 +1,5 @@
-"""What the page can ask a model: sample grids, interpolation, style mixing, translation and D's verdict.
+"""What the page can ask a model: sample grids, interpolation, style mixing, translation and D's verdict
+(projection and editing are in web/latent_ops.py).
 
 Each operation takes an Entry (a model named on the command line) and the request's parameters, checks them, and
 returns the JSON the page shows. What the page offers for a model comes from the model's own declaration: its
@@ -61,6 +62,8 @@ def page_capabilities(model, discriminator: bool = True) -> Dict:
         "discriminate": judges and model.can(Capability.JUDGE),
         "judge_as_class": judges and model.can(Capability.JUDGE_AS_CLASS),  # D takes the class (CGAN)
         "predicts_class": judges and model.can(Capability.CLASSIFY),  # D names the class (ACGAN)
+        # project a picture, edit along directions (web/latent_ops.py): G alone, so generator files too
+        "latent": generative and model.can(Capability.LATENT),
     }
 
 

@@ -16,6 +16,11 @@ given there can be loaded. Routes (I = a model's index; what each does is in web
     GET  /api/models/I/examples?direction=D    example inputs from the model's own (embedded) held-out data
     GET  /api/models/I/report                  loss and quality series, latest metrics, sample steps
     GET  /api/models/I/samples/STEP.png        a sample grid the run saved at STEP
+    POST /api/models/I/project?steps=N&label=L&ticket=T&example=K    body: the image file -> its latent's id
+    GET  /api/models/I/progress?ticket=T       the step a projection is at (does not wait for the worker)
+    GET  /api/models/I/directions              the model's editing directions (web/latent_ops.py)
+    POST /api/models/I/edit                    JSON {latent: ID | seed, label, strengths: {name: S}} -> the image
+    POST /api/models/I/latents                 the same JSON -> the edited latent as a .npz latent file
 
 Every model run goes through one worker thread (torch already uses the cores within a run), so requests
 queue instead of running in parallel; uploads are limited in bytes and pixels and decoded by read_image; a
@@ -40,7 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from ganforge.errors import UserError
-from ganforge.web import operations, report
+from ganforge.web import latent_ops, operations, report
 from ganforge.web.operations import Entry
 from ganforge.web.validation import HTTPError, decode_upload, integer, json_body
 
@@ -92,6 +97,7 @@ class App:
         self.max_upload_bytes, self.max_upload_pixels = max_upload_bytes, max_upload_pixels
         self.entries = operations.load_entries(sources, device)
         self.worker = Worker()
+        self.latents = latent_ops.LatentStore()
 
     def _entry(self, index: str) -> Entry:
         if not index.isdigit() or int(index) >= len(self.entries):
@@ -134,6 +140,11 @@ class App:
             ("POST", "discriminate"): lambda: run(operations.judge, entry, upload(), query),
             ("GET", "examples"): lambda: run(operations.examples, entry, query),
             ("GET", "report"): lambda: report.report(entry),
+            ("POST", "project"): lambda: latent_ops.project(self.latents, run, entry, upload(), query),
+            ("GET", "progress"): lambda: latent_ops.progress(self.latents, entry, query),
+            ("GET", "directions"): lambda: run(latent_ops.directions, self.latents, entry),
+            ("POST", "edit"): lambda: run(latent_ops.edit, self.latents, entry, params()),
+            ("POST", "latents"): lambda: run(latent_ops.latent_file, self.latents, entry, params()),
         }
         if action == "samples" and step is not None and method == "GET":
             return 200, "image/png", report.sample_png(entry, step)
@@ -142,9 +153,11 @@ class App:
             if allowed:
                 raise HTTPError(405, f"{path} takes {' or '.join(allowed)}, not {method}")
             raise HTTPError(404, f"no page {path}")
-        return json_reply(routes[(method, action)]())
+        result = routes[(method, action)]()
+        return result if isinstance(result, tuple) else json_reply(result)  # a tuple: a file, as it is
 
     def close(self) -> None:
+        self.latents.close()
         self.worker.shutdown()
 
 

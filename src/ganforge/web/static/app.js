@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], limits: {}, current: null };
+const state = { models: [], limits: {}, current: null, directions: {}, edit: null };
 
 function el(tag, attrs, children) {
   const node = document.createElement(tag);
@@ -95,7 +95,7 @@ function selectModel(index) {
     el("h2", { text: m.name }),
     el("p", { text: `${m.model} (${kind}) · ${images} · trained ${m.step} steps on ${m.data || "?"}` }),
   );
-  for (const id of ["generate", "interpolate", "mix", "translate", "discriminate", "report"]) {
+  for (const id of ["generate", "interpolate", "mix", "translate", "discriminate", "project", "report"]) {
     const panel = $(`panel-${id}`);
     panel.querySelectorAll("img").forEach((img) => img.removeAttribute("src"));
     message(panel, "");
@@ -105,6 +105,7 @@ function selectModel(index) {
   $("panel-mix").hidden = !caps.mix;
   $("panel-translate").hidden = !caps.image_to_image;
   $("panel-discriminate").hidden = !caps.discriminate;
+  $("panel-project").hidden = !caps.latent;
   $("panel-report").hidden = !m.report;
   show(".needs-classes", caps.classes);
   show(".needs-truncation", caps.truncation);
@@ -117,6 +118,7 @@ function selectModel(index) {
   if (caps.mix) mix();
   if (caps.image_to_image) setUpTranslate(m);
   if (caps.discriminate) loadExamples($("disc-examples"), (k) => discriminate({ example: k }));
+  if (caps.latent) setUpProject(m);
   if (m.report) loadReport();
 }
 
@@ -335,6 +337,200 @@ function onFile(input, handler) {
   });
 }
 
+// --- projection and editing directions ------------------------------------------------------------------
+// The server keeps a projected latent and answers with its id; a sample's latent is its seed (and class).
+// state.edit = { source: {latent: ID} or {seed, label}, model }: what the sliders move.
+
+function setUpProject(m) {
+  state.edit = null;
+  const select = $("project-class");
+  select.replaceChildren(...m.classes.map((name, i) => el("option", { value: String(i), text: name })));
+  $("project-sliders").replaceChildren();
+  $("project-directions-note").textContent = "";
+  for (const id of ["project-input-caption", "project-caption", "project-edited-caption"]) $(id).textContent = "";
+  editingEnabled(false);
+  projectBusy(null);
+  loadExamples($("project-examples"), (k) => project({ example: k }));
+}
+
+function editingEnabled(on) {
+  $("project-reset").disabled = !on;
+  $("project-download").disabled = !on;
+  $("project-sliders").querySelectorAll("input").forEach((input) => { input.disabled = !on; });
+}
+
+// The busy line while a projection waits or runs: text, and the step it is at when the server says so.
+function projectBusy(text, step, steps) {
+  $("project-busy").hidden = text === null;
+  for (const id of ["project-file", "project-seed-button"]) $(id).disabled = text !== null;
+  $("project-examples").classList.toggle("disabled", text !== null);
+  if (text === null) return;
+  $("project-busy-text").textContent = text;
+  const bar = $("project-progress");
+  if (steps) { bar.max = steps; bar.value = step; } else bar.removeAttribute("value");  // no value: indeterminate
+}
+
+function randomTicket() {
+  const bytes = new Uint8Array(12);
+  crypto.getRandomValues(bytes);
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function project(source) {
+  const panel = $("panel-project");
+  const model = state.current;
+  if (!$("project-busy").hidden) return;  // one projection at a time from this page
+  const ticket = randomTicket();
+  const params = { steps: $("project-steps").value, ticket };
+  if (model.capabilities.classes) params.label = $("project-class").value;
+  const started = performance.now();
+  const seconds = () => `${((performance.now() - started) / 1000).toFixed(0)} s`;
+  projectBusy("projecting: waiting for the model");
+  const poll = setInterval(async () => {
+    try {
+      const p = await api(`${base()}/progress?ticket=${ticket}`);
+      if (model !== state.current || $("project-busy").hidden) return;
+      if (p.state === "running") projectBusy(`projecting: step ${p.step} of ${p.steps} (${seconds()})`, p.step, p.steps);
+      else if (p.state === "queued") projectBusy(`projecting: waiting for other requests (${seconds()})`);
+    } catch (e) { /* the projection's own reply says what went wrong */ }
+  }, 300);
+  try {
+    const r = await sendImage("project", source, params);
+    if (model !== state.current) return;
+    $("project-input").src = r.input;
+    $("project-input-caption").textContent = "input, as the model sees it";
+    $("project-reconstruction").src = r.reconstruction;
+    const psnr = r.psnr === null ? "∞" : r.psnr.toFixed(2);
+    $("project-caption").textContent = `reconstruction in ${r.space}: PSNR ${psnr} dB, SSIM ${r.ssim.toFixed(3)} (${r.steps} steps, ${(r.ms / 1000).toFixed(1)} s)`;
+    message(panel, "");
+    await startEditing({ latent: r.latent }, r.reconstruction);
+  } catch (e) {
+    if (model === state.current) message(panel, e.message);
+  } finally {
+    clearInterval(poll);
+    if (model === state.current) projectBusy(null);
+  }
+}
+
+async function useSample() {
+  const panel = $("panel-project");
+  const model = state.current;
+  const source = { seed: seedValue("project-seed") };
+  if (model.capabilities.classes) source.label = Number($("project-class").value);
+  try {
+    const r = await postJSON(`${base()}/edit`, { ...source, strengths: {} });
+    if (model !== state.current) return;
+    $("project-input").src = r.original;
+    $("project-input-caption").textContent = `sample of seed ${source.seed}`;
+    $("project-reconstruction").removeAttribute("src");
+    $("project-caption").textContent = "";
+    message(panel, "");
+    await startEditing(source, r.image);
+  } catch (e) { message(panel, e.message); }
+}
+
+async function startEditing(source, image) {
+  const model = state.current;
+  state.edit = { source, model };
+  $("project-edited").src = image;
+  $("project-edited-caption").textContent = "edited: move a slider";
+  await loadDirections(model);
+  if (state.edit && state.edit.source === source) {
+    resetSliders(false);
+    editingEnabled(true);
+  }
+}
+
+// The model's directions, fetched once: the first request finds them (seconds, once per checkpoint).
+async function loadDirections(model) {
+  const note = $("project-directions-note");
+  if (!state.directions[model.index]) {
+    note.textContent = "finding this model's editing directions (once per checkpoint) ...";
+    try {
+      state.directions[model.index] = await api(`/api/models/${model.index}/directions`);
+    } catch (e) {
+      note.textContent = "";
+      if (model === state.current) message($("panel-project"), e.message);
+      return;
+    }
+  }
+  const r = state.directions[model.index];
+  if (model !== state.current) return;
+  if (!$("project-sliders").children.length) buildSliders(r);
+  note.textContent = `${r.directions.length} directions in ${r.space}; strengths in standard deviations of the model's latents`;
+}
+
+function buildSliders(r) {
+  const rows = r.directions.map((d) => {
+    const input = el("input", { type: "range", min: String(-r.strength), max: String(r.strength), step: "0.1", value: "0",
+                                "data-direction": d.name, "aria-label": `strength along ${d.name}` });
+    const out = el("output", { text: "0.0" });
+    input.addEventListener("input", () => { out.textContent = Number(input.value).toFixed(1); editSoon(); });
+    const about = d.accuracy === null ? "closed-form factorisation (SeFa)" : `a linear boundary, held-out accuracy ${d.accuracy}`;
+    const kept = d.keeps.length ? `; kept orthogonal to ${d.keeps.join(", ")}` : "";
+    return el("label", { title: `${d.name}: ${about}${kept}` }, [el("span", { text: d.name }), input, out]);
+  });
+  $("project-sliders").replaceChildren(...rows);
+  editingEnabled(state.edit !== null);
+}
+
+function strengths() {
+  const chosen = {};
+  $("project-sliders").querySelectorAll("input").forEach((input) => {
+    if (Number(input.value) !== 0) chosen[input.dataset.direction] = Number(input.value);
+  });
+  return chosen;
+}
+
+function resetSliders(render) {
+  $("project-sliders").querySelectorAll("label").forEach((row) => {
+    row.querySelector("input").value = "0";
+    row.querySelector("output").textContent = "0.0";
+  });
+  if (render) editSoon();
+}
+
+// One request per change once the slider rests for a moment; latestOnly drops the ones overtaken meanwhile.
+let editTimer = null;
+function editSoon() {
+  clearTimeout(editTimer);
+  editTimer = setTimeout(editNow, 120);
+}
+
+const editNow = latestOnly(async () => {
+  const current = state.edit;
+  if (!current || current.model !== state.current) return;
+  const chosen = strengths();
+  try {
+    const r = await postJSON(`${base()}/edit`, { ...current.source, strengths: chosen });
+    if (state.edit !== current) return;
+    $("project-edited").src = r.image;
+    const moved = Object.entries(chosen).map(([name, s]) => `${name} ${s > 0 ? "+" : ""}${s.toFixed(1)}`);
+    $("project-edited-caption").textContent = moved.length ? `edited: ${moved.join(", ")} (${r.ms} ms)` : "edited: move a slider";
+    message($("panel-project"), "");
+  } catch (e) { message($("panel-project"), e.message); }
+});
+
+async function downloadLatent() {
+  const current = state.edit;
+  if (!current) return;
+  try {
+    const response = await fetch(`${base()}/latents`, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ...current.source, strengths: strengths() }),
+    });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error(body.error || `the server answered ${response.status}`);
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = el("a", { href: url, download: `${state.current.name}-latents.npz` });
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (e) { message($("panel-project"), e.message); }
+}
+
 // --- the training report -------------------------------------------------------------------------------
 const PALETTE = ["#2f6fde", "#e0603a", "#2a9d6f", "#9b51c9", "#c9a227", "#4a4a4a"];
 
@@ -435,6 +631,10 @@ function wire() {
   });
   $("translate-full").addEventListener("change", () => translate());
   onFile($("disc-file"), discriminate);
+  onFile($("project-file"), project);
+  $("project-seed-button").addEventListener("click", useSample);
+  $("project-reset").addEventListener("click", () => resetSliders(true));
+  $("project-download").addEventListener("click", downloadLatent);
   $("disc-class").addEventListener("change", () => discriminate());
 }
 
