@@ -8,6 +8,8 @@ a typo fails at once with one clear line instead of being silently ignored.
 """
 from __future__ import annotations
 
+import importlib.util
+
 import copy
 import difflib
 import math
@@ -321,9 +323,9 @@ def validate(cfg: Mapping) -> None:
     for key in ("log", "sample", "eval", "checkpoint"):
         if cfg[key]["every"] < 0:
             raise UserError(f"{key}.every must be >= 0, got {cfg[key]['every']}")
-    from ganforge.training.tensorboard import check_setting
-
-    check_setting(cfg["log"]["tensorboard"])
+    if cfg["log"]["tensorboard"] is True and importlib.util.find_spec("tensorboard") is None:  # before any data is read
+        raise UserError("log.tensorboard=true needs the tensorboard package: pip install 'ganforge[tensorboard]' "
+                        "(or --set log.tensorboard=false)")
     # a run keeps at least its last checkpoint and draws at least one sample
     positive("checkpoint.keep", cfg["checkpoint"]["keep"])
     positive("sample.n", cfg["sample"]["n"])

@@ -29,13 +29,6 @@ def installed() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
 
-def check_setting(value: Union[str, bool]) -> None:
-    """log.tensorboard=true without the package: one line, before any data is read."""
-    if value is True and not installed():
-        raise UserError("log.tensorboard=true needs the tensorboard package: pip install 'ganforge[tensorboard]' "
-                        "(or --set log.tensorboard=false)")
-
-
 def event_files(folder: Path):
     return sorted(p for p in Path(folder).glob(EVENT_PREFIX + "*") if p.is_file())
 
@@ -99,7 +92,8 @@ def open_board(setting: Union[str, bool], folder: Path, start_step: int) -> Opti
     """The run's writer as `log.tensorboard` says: None when off, or auto without the package."""
     if setting is False or (setting == "auto" and not installed()):
         return None
-    check_setting(setting)
+    if not installed():  # config resolution refuses this first; a config built by hand meets it here
+        raise UserError("log.tensorboard=true needs the tensorboard package: pip install 'ganforge[tensorboard]'")
     return Board(folder, start_step)
 
 
