@@ -8,8 +8,11 @@ import torch
 from PIL import Image
 
 import ganforge
-from ganforge import cli
+from ganforge import api, cli
 from ganforge.models.base import Capability
+from ganforge.models.infogan import InfoGAN
+from ganforge.nn.dcgan import DCGANDiscriminator
+from ganforge.nn.infogan import InfoGANDiscriminator
 
 from conftest import train_fast
 
@@ -49,6 +52,31 @@ def test_q_recovers_the_categorical_code_of_fresh_samples(generator):
     with torch.no_grad():
         read = read_cat(generator, model.G(z))
     assert (read == drawn).float().mean() > 0.3  # chance is 0.1
+
+
+def test_q_has_a_layer_of_its_own_that_spectral_norm_leaves_alone():
+    model = InfoGAN(api.resolve_config("infogan", sets=["d_norm=spectral"]), {"name": "digits", "channels": 1, "size": 28})
+    assert isinstance(model.D, InfoGANDiscriminator)
+    assert torch.nn.utils.parametrize.is_parametrized(model.D.body.head, "weight")
+    assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in model.D.q.modules())
+    linears = [m for m in model.D.q.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [128, 10 + 2 * 2]
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.D.q.modules())
+    assert model.D(torch.zeros(3, 1, 28, 28)).shape == (3, 1 + 10 + 2 * 2)
+
+
+def test_a_run_saved_with_q_in_ds_last_layer_still_loads(tmp_path):
+    """Runs saved before Q had a layer of its own have no q_hidden in their config: they load with Q's outputs in
+    D's last layer, as they were trained."""
+    train_fast("infogan", tmp_path / "old", sets=["q_hidden=0", "noise_std=1"], steps=3, batch_size=8, seed=1)
+    sidecar = next((tmp_path / "old" / "checkpoints").glob("*.json"))
+    meta = json.loads(sidecar.read_text())
+    del meta["config"]["q_hidden"], meta["config"]["noise_std"]
+    sidecar.write_text(json.dumps(meta))
+    g = ganforge.load(tmp_path / "old")
+    assert type(g.model.D) is DCGANDiscriminator and g.model.cfg.q_hidden == 0 and g.model.cfg.noise_std == 1
+    probabilities, means = g.model.read_codes(g.sample(4, seed=0, codes={"cat": 1}))
+    assert probabilities.shape == (4, 10) and means.shape == (4, 2)
 
 
 def test_sample_with_codes_changes_only_the_codes(generator):
