@@ -1,13 +1,17 @@
 """Every family trains at 32, 64, 128 and 256 px: the noise families on grey digits, colour emoji and transparent
-emoji, the image-to-image families on the emoji edge tasks in colour. One step each, narrow networks; what it
+emoji, the image-to-image families in colour (pix2pix and cyclegan on the emoji edge tasks, srgan and inpaint on
+emoji made small or holed, stargan on the colour attribute digits). One step each, narrow networks; what it
 checks is that the networks build for the size and channels, a step runs, and samples come out in that shape."""
 import copy
 
+import numpy as np
 import pytest
 import torch
 
 from ganforge.data import load_dataset
-from ganforge.data.base import ImageData, resize
+from ganforge.data.attributes import mnist5k_attrs
+from ganforge.data.base import ImageData, PairedImageData, resize
+from ganforge.data.derived import downsample, hole_input, rectangle_masks
 from ganforge.data.mnist5k import mnist5k
 
 from conftest import make_trainer
@@ -68,3 +72,36 @@ def test_the_image_to_image_families_train_a_step_on_colour_at_every_size(model,
     assert trainer.fit()["step"] == 1
     out = trainer.model.translations(pairs)
     assert all(torch.isfinite(t.outputs).all() for t in out.values())
+
+
+def colour_pairs(task: str, size: int) -> PairedImageData:
+    """8 colour emoji at `size` as an srgan (4x smaller inputs) or inpaint (a rectangular hole plus its mask) task."""
+    glyphs = resize(load_dataset("openmoji:test").images[:8], size)
+    if task == "sr4":
+        inputs = downsample(glyphs, 4)
+    else:
+        inputs = hole_input(glyphs, rectangle_masks(len(glyphs), size, np.random.default_rng(0)))
+    return PairedImageData(name=f"openmoji-{task}", images=inputs, images_b=glyphs, paired=True, native_size=inputs.shape[-1])
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("model, task", [("srgan", "sr4"), ("inpaint", "hole")])
+def test_super_resolution_and_inpainting_train_a_step_on_colour_at_every_size(model, task, size, tmp_path):
+    pairs = colour_pairs(task, size)
+    sets = [*(["width=4", "n_blocks=1"] if model == "srgan" else ["width=4"]), "sample.n=2"]
+    trainer = make_trainer(model, tmp_path, sets=sets, data=pairs, steps=1, batch_size=2)
+    assert trainer.fit()["step"] == 1
+    out = trainer.model.translate(pairs.images[:2].float() / 127.5 - 1)
+    assert out.shape == (2, 3, size, size) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_stargan_trains_a_step_on_colour_attributes_at_every_size(size, tmp_path):
+    data = mnist5k_attrs("train")
+    data.images = resize(data.images[:8], size)
+    data.attributes, data.labels = data.attributes[:8], None if data.labels is None else data.labels[:8]
+    data.native_size = size
+    trainer = make_trainer("stargan", tmp_path, sets=["width=4", "d_width=4", "n_blocks=1", "n_critic=1", "sample.n=2"], data=data, steps=1, batch_size=2)
+    assert trainer.fit()["step"] == 1
+    out = trainer.model.translate(data.images[:2].float() / 127.5 - 1, target=1 - data.attributes[:2].float())
+    assert out.shape == (2, 3, size, size) and torch.isfinite(out).all()

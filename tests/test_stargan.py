@@ -358,3 +358,16 @@ def test_default_recipe_reaches_its_figures(tmp_path):
     with torch.no_grad():
         m = translation_figures(api.load(tmp_path / "run").model.translations(load_dataset("mnist5k-attrs-test")))
     assert m["attr_acc"] >= 0.9 and m["digit_acc"] >= 0.9, m
+
+
+def test_the_discriminator_stops_widening_at_the_papers_top_width():
+    """Table 5's D tops out at 2,048 channels at 128 px; at 256 px a seventh layer would double it to 4,096."""
+    from ganforge import api
+    from ganforge.models import get_model
+
+    info = {"channels": 3, "size": 256, "name": "faces", "attribute_names": ["a", "b"]}
+    capped = get_model("stargan")(api.resolve_config("stargan", sets=["width=4", "n_blocks=1"]), info)
+    widths = [m.out_channels for m in capped.D.trunk if isinstance(m, torch.nn.Conv2d)]
+    assert len(widths) == 7 and max(widths) == 2048 and widths[:6] == [64, 128, 256, 512, 1024, 2048]
+    uncapped = get_model("stargan")(api.resolve_config("stargan", sets=["width=4", "n_blocks=1", "d_max_width=0"]), info)
+    assert max(m.out_channels for m in uncapped.D.trunk if isinstance(m, torch.nn.Conv2d)) == 4096

@@ -77,6 +77,8 @@ class StarGAN(ImageToImageModel):
         "n_blocks": 6,  # residual blocks (table 4)
         "d_width": 64,  # D's first layer (table 5), at every size: D costs little beside G
         "d_layers": 0,  # D's stride-2 layers; 0 = by size (d_layers above)
+        # D's widest layer: table 5's top (2,048 at 128 px); uncapped, a seventh layer at 256 px makes D 180M parameters
+        "d_max_width": 2048,
         "lambda_cls": 1.0,  # section 4.4
         "lambda_rec": 10.0,
         "lambda_gp": 10.0,
@@ -96,6 +98,16 @@ class StarGAN(ImageToImageModel):
     # section 4.4 (Adam 1e-4, 10 + 10 epochs on CelebA, flips) and tables 4 and 5 (64 channels); no identity loss
     paper_settings = {"width": 64, "lambda_id": 0.0, "flip": True, "steps": "20 epochs",
                       "optim.G.lr": 1e-4, "optim.D.lr": 1e-4}
+    legacy_settings = {"d_max_width": 0}  # runs saved before the cap trained an uncapped D
+
+    @classmethod
+    def check_config(cls, cfg):
+        super().check_config(cfg)
+        for key in ("width", "d_layers", "d_max_width"):  # 0 means "by size" or "no cap"
+            if cfg[key] < 0:
+                raise UserError(f"stargan: {key} must be 0 or more, got {cfg[key]}")
+        if cfg.d_width < 1:
+            raise UserError(f"stargan: d_width must be at least 1, got {cfg.d_width}")
 
     def __init__(self, cfg, info: Dict):
         super().__init__(cfg, info)
@@ -110,7 +122,7 @@ class StarGAN(ImageToImageModel):
         k = len(self.attribute_names)
         width = cfg.width or (64 if self.size >= 128 else 16)
         self.G = StarGenerator(self.channels, k, width, cfg.n_blocks)
-        self.D = StarDiscriminator(self.channels, k, self.size, cfg.d_width, cfg.d_layers or d_layers(self.size))
+        self.D = StarDiscriminator(self.channels, k, self.size, cfg.d_width, cfg.d_layers or d_layers(self.size), cfg.d_max_width)
 
     @staticmethod
     def _chosen(wanted: List, data_names: List[str], data: str) -> List[str]:

@@ -90,17 +90,18 @@ class StarGenerator(nn.Module):
 class StarDiscriminator(nn.Module):
     """(B, C, H, W) in [-1, 1] -> (D_src (B, 1, H', W') raw patch scores, D_cls (B, K) attribute logits).
 
-    n_layers 4 x 4 stride-2 convolutions, widths doubling from `width`, LeakyReLU 0.01, no normalisation (the
+    n_layers 4 x 4 stride-2 convolutions, widths doubling from `width` up to `max_width` (0: no cap), LeakyReLU 0.01, no normalisation (the
     gradient penalty is defined per example, which batch norm would break). D_src is a 3 x 3 convolution; D_cls
     a convolution as large as the training-size map, so one logit per attribute (larger inputs: their mean).
     """
 
-    def __init__(self, channels: int, n_attributes: int, size: int, width: int, n_layers: int):
+    def __init__(self, channels: int, n_attributes: int, size: int, width: int, n_layers: int, max_width: int = 0):
         super().__init__()
         layers, c_in, side = [], channels, size
         for i in range(n_layers):
-            layers += [nn.Conv2d(c_in, width * 2 ** i, 4, 2, 1), nn.LeakyReLU(0.01, inplace=True)]
-            c_in, side = width * 2 ** i, side // 2
+            c_out = min(width * 2 ** i, max_width) if max_width else width * 2 ** i
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.01, inplace=True)]
+            c_in, side = c_out, side // 2
         if side < 1:
             raise UserError(f"stargan: {n_layers} stride-2 layers leave nothing of a {size}-px image; lower d_layers")
         self.trunk = nn.Sequential(*layers)
