@@ -220,3 +220,19 @@ def test_the_tool_trains_an_entry_and_records_its_own_figures(tmp_path, capsys):
     meta = generator_file.read_meta(tmp_path / "dest" / "dcgan-mnist5k.safetensors")
     assert meta["figures"] == record["figures"] and record["figures"]["cfd"] > 0 and meta["step"] == 3
     assert meta["command"] == record["command"] and record["bytes"] == (tmp_path / "dest" / "dcgan-mnist5k.safetensors").stat().st_size
+
+
+@pytest.mark.skipif(not pretrained.shipped(), reason="no pretrained file ships yet")
+def test_the_page_serves_every_shipped_noise_model_by_name_at_once():
+    """`ganforge serve pretrained:NAME`: the page lists each model and draws from it, with no training and no network."""
+    from support_web import call, request, serving
+
+    names = [f"pretrained:{e.name}" for e in pretrained.shipped() if not MODELS[e.family].translates]
+    with serving(names) as (url, _):
+        status, _, page = request(url + "/")
+        assert status == 200 and b"<html" in page.lower()
+        status, listed = call(f"{url}/api/models")
+        assert status == 200 and len(listed["models"]) == len(names)
+        for index in range(len(names)):
+            status, reply = call(f"{url}/api/models/{index}/generate", {"seed": 1, "rows": 2})
+            assert status == 200 and reply["image"].startswith("data:image/png;base64,"), names[index]

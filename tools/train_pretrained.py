@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from ganforge.errors import UserError  # noqa: E402
 from ganforge.models import MODELS, get_model  # noqa: E402
 from ganforge.pretrained import CATALOGUE, FIGURES, FOLDER, MAX_FILE_BYTES, MAX_TOTAL_BYTES, Pretrained  # noqa: E402
 from ganforge.pretrained.command import describe_figures  # noqa: E402
+from ganforge.training.generator_file import data_licence  # noqa: E402
 
 
 def chosen(only: List[str]) -> List[Pretrained]:
@@ -74,10 +76,12 @@ def train_one(entry: Pretrained, steps: int, sets: List[str], runs: Path, dest: 
 def table(dest: Path) -> str:
     """The README's table of pretrained generators, from figures.json."""
     records = json.loads((dest / FIGURES).read_text()) if (dest / FIGURES).is_file() else {}
-    lines = ["| name | family | data | command | figures | file |", "|---|---|---|---|---|---|"]
+    lines = ["| name | family | data (licence) | command | figures | file |", "|---|---|---|---|---|---|"]
     for name, r in records.items():
-        lines.append(f"| `pretrained:{name}` | {r['family']} | {r['data']} | `{r['command']}` ({r['minutes']:.1f} minutes) | "
-                     f"{describe_figures(r['figures'])} | {r['bytes'] / 1e6:.1f} MB |")
+        credit = data_licence(r["data"])
+        licence = re.search(r"CC BY[-A-Z]* \d\.\d", credit)  # the data's licence in short; the credits say the rest
+        lines.append(f"| `pretrained:{name}` | {r['family']} | {r['data']} ({licence.group(0) if licence else credit}) | "
+                     f"`{r['command']}` ({r['minutes']:.1f} minutes) | {describe_figures(r['figures'])} | {r['bytes'] / 1e6:.1f} MB |")
     return "\n".join(lines)
 
 
