@@ -11,8 +11,9 @@ import ganforge
 from ganforge import api, cli
 from ganforge.models.base import Capability
 from ganforge.models.infogan import InfoGAN
-from ganforge.nn.dcgan import DCGANDiscriminator
-from ganforge.nn.infogan import InfoGANDiscriminator
+from ganforge.errors import UserError
+from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator
+from ganforge.nn.infogan import InfoGANDiscriminator, InfoGANGenerator
 
 from conftest import train_fast
 
@@ -65,16 +66,40 @@ def test_q_has_a_layer_of_its_own_that_spectral_norm_leaves_alone():
     assert model.D(torch.zeros(3, 1, 28, 28)).shape == (3, 1 + 10 + 2 * 2)
 
 
+def test_fc_gives_g_and_d_the_papers_fully_connected_layers():
+    """Table 1: G is FC 1024 (batch norm, ReLU) before DCGAN's projection; D's convolutions end in FC 1024 (batch
+    norm, leaky ReLU) that D's score and Q both read."""
+    model = InfoGAN(api.resolve_config("infogan", sets=["fc=1024", "width=64"]), {"name": "digits", "channels": 1, "size": 28})
+    assert isinstance(model.G, InfoGANGenerator) and isinstance(model.D, InfoGANDiscriminator)
+    fc_g = [type(m) for m in model.G.fc]
+    assert fc_g == [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.ReLU] and model.G.fc[0].in_features == 74
+    assert model.G.net.project[0].in_features == 1024 and model.G.net.project[0].out_features == 128 * 7 * 7
+    assert model.D.fc[0].in_features == 128 * 7 * 7 and model.D.fc[0].out_features == 1024
+    assert model.D.body.head.in_features == 1024 and model.D.q.net[0].in_features == 1024
+    model.train()
+    z = model.latent(5, torch.Generator().manual_seed(0))
+    images = model.G(z)
+    assert images.shape == (5, 1, 28, 28)
+    assert model.D(images).shape == (5, 1 + 10 + 2 * 2)
+    assert InfoGAN.paper_settings["fc"] == 1024
+
+
+def test_fc_without_qs_own_layer_is_refused():
+    with pytest.raises(UserError, match="fc"):
+        api.resolve_config("infogan", sets=["fc=256", "q_hidden=0"])
+
+
 def test_a_run_saved_with_q_in_ds_last_layer_still_loads(tmp_path):
     """Runs saved before Q had a layer of its own have no q_hidden in their config: they load with Q's outputs in
     D's last layer, as they were trained."""
     train_fast("infogan", tmp_path / "old", sets=["q_hidden=0", "noise_std=1"], steps=3, batch_size=8, seed=1)
     sidecar = next((tmp_path / "old" / "checkpoints").glob("*.json"))
     meta = json.loads(sidecar.read_text())
-    del meta["config"]["q_hidden"], meta["config"]["noise_std"]
+    del meta["config"]["q_hidden"], meta["config"]["noise_std"], meta["config"]["fc"]
     sidecar.write_text(json.dumps(meta))
     g = ganforge.load(tmp_path / "old")
     assert type(g.model.D) is DCGANDiscriminator and g.model.cfg.q_hidden == 0 and g.model.cfg.noise_std == 1
+    assert type(g.model.G) is DCGANGenerator and g.model.cfg.fc == 0
     probabilities, means = g.model.read_codes(g.sample(4, seed=0, codes={"cat": 1}))
     assert probabilities.shape == (4, 10) and means.shape == (4, 2)
 

@@ -19,7 +19,7 @@ from ganforge.models.base import Capability, GANModel
 from ganforge.models.dcgan import PAPER_ADAM, check_conv_settings
 from ganforge.models.registry import register
 from ganforge.nn.dcgan import DCGANDiscriminator, DCGANGenerator
-from ganforge.nn.infogan import InfoGANDiscriminator
+from ganforge.nn.infogan import InfoGANDiscriminator, InfoGANGenerator
 
 Tensor = torch.Tensor
 
@@ -62,6 +62,9 @@ class InfoGAN(GANModel):
         # value for MNIST (the authors' code uses 1 with Q's variance fixed at 1); 1 and 0.02 did no better here
         "lambda_cont": 0.1,
         "q_hidden": 128,  # appendix C.1: Q's own fully connected layer of 128 units on D's body; 0 puts Q in D's last layer
+        # table 1: G's and D's fully connected layer of 1024 units beside the convolutions; none here, as with it
+        # runs took several times as long and matched the digits within the seeds' spread (benchmarks/infogan_codes.py)
+        "fc": 0,
         "width": 32,  # 64-32 channels at 28 px, DCGAN's CPU width (the paper's convolutions are 64-128)
         "d_norm": "batch",  # appendix C.1: batch norm in D; with the optimiser below it matched the digits better than DCGAN's recipe
         "batch_size": 64,  # DCGAN's CPU recipe; the authors' code takes 128
@@ -71,11 +74,11 @@ class InfoGAN(GANModel):
         "optim": {"G": {**PAPER_ADAM, "lr": 1e-3}, "D": {**PAPER_ADAM, "lr": 2e-4}},
         "ema": {"beta": 0.999},  # EMA of G (Yazici et al. 2019), as DCGAN's recipe
     }
-    # appendix C.1 (MNIST): unit Gaussian noise, convolutions 64-128, no average of G; the batch of 128 is the
-    # authors' code's
-    paper_settings = {"width": 64, "batch_size": 128, "ema.beta": 0.0, "noise_std": 1.0}
+    # appendix C.1 (MNIST): unit Gaussian noise, convolutions 64-128 and FC 1024 in G and D, no average of G; the
+    # batch of 128 is the authors' code's
+    paper_settings = {"width": 64, "fc": 1024, "batch_size": 128, "ema.beta": 0.0, "noise_std": 1.0}
 
-    legacy_settings = {"q_hidden": 0, "noise_std": 1.0}  # runs saved before Q had a layer of its own and the noise a scale
+    legacy_settings = {"q_hidden": 0, "noise_std": 1.0, "fc": 0}  # runs saved before Q had a layer of its own, the noise a scale and G and D an fc layer
 
     @classmethod
     def check_config(cls, cfg):
@@ -83,6 +86,8 @@ class InfoGAN(GANModel):
         check_conv_settings(cfg)
         if cfg.q_hidden < 0 or cfg.noise_std <= 0:
             raise UserError(f"infogan: q_hidden must be at least 0 and noise_std above 0, got q_hidden={cfg.q_hidden}, noise_std={cfg.noise_std}")
+        if cfg.fc < 0 or (cfg.fc and not cfg.q_hidden):
+            raise UserError(f"infogan: fc must be at least 0, and above 0 only with Q's own layer (q_hidden above 0); got fc={cfg.fc}, q_hidden={cfg.q_hidden}")
         if cfg.n_cat < 2 or cfg.n_cont < 0:
             raise UserError(f"infogan: n_cat must be at least 2 and n_cont at least 0, got n_cat={cfg.n_cat}, n_cont={cfg.n_cont}")
         if cfg.lambda_cat < 0 or cfg.lambda_cont < 0:
@@ -92,12 +97,15 @@ class InfoGAN(GANModel):
         super().__init__(cfg, info)
         self.n_noise, self.n_cat, self.n_cont = cfg.z_dim, cfg.n_cat, cfg.n_cont
         self.code_names = (CATEGORICAL, *(f"c{i + 1}" for i in range(self.n_cont)))
-        self.G = DCGANGenerator(self.z_dim, self.channels, self.size, cfg.width)
+        if cfg.fc:
+            self.G = InfoGANGenerator(self.z_dim, self.channels, self.size, cfg.width, cfg.fc)
+        else:
+            self.G = DCGANGenerator(self.z_dim, self.channels, self.size, cfg.width)
         # D's output: [real/fake, n_cat logits, n_cont means, n_cont log-variances]; Q shares D's convolutions
         # (section 5) and has a layer of its own (appendix C.1), or with q_hidden=0 adds its outputs to D's last layer
         n_q = self.n_cat + 2 * self.n_cont
         if cfg.q_hidden:
-            self.D = InfoGANDiscriminator(self.channels, self.size, cfg.width, cfg.d_norm, n_q, cfg.q_hidden)
+            self.D = InfoGANDiscriminator(self.channels, self.size, cfg.width, cfg.d_norm, n_q, cfg.q_hidden, cfg.fc)
         else:
             self.D = DCGANDiscriminator(self.channels, self.size, cfg.width, cfg.d_norm, aux_classes=n_q)
 
