@@ -48,6 +48,14 @@ def train_fast(model: str, out, sets=(), **kwargs) -> dict:
     return ganforge.train(model, out=str(out), set=[*FAST, *small(model), *sets], progress=False, **kwargs)
 
 
+def train_latent_runs(root: Path) -> Path:
+    """A stylegan and a dcgan run of 30 steps on mnist5k under root/MODEL: what the latent tools (project, edit)
+    are tested on; each module trains its own, since some tests change a run's files."""
+    for model in ("stylegan", "dcgan"):
+        train_fast(model, root / model, data="mnist5k", steps=30, batch_size=8, seed=0)
+    return root
+
+
 def forget_cache_paths() -> None:
     """Drop what the code keeps in memory from the previous cache folder: the ONNX Inception session."""
     inception = sys.modules.get("ganforge.metrics.inception")

@@ -16,17 +16,14 @@ from ganforge.errors import UserError
 from ganforge.latent import directions as dirs
 from ganforge.latent.space import Latents, load_latents, save_latents
 
-FAST = ["log.every=1", "sample.every=0", "eval.metrics=none", "checkpoint.every=0"]
+from conftest import FAST, train_latent_runs
+
 N = 600  # latents labelled per run here (the default is dirs.SAMPLES)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    for model in ("stylegan", "dcgan"):
-        ganforge.train(model, data="mnist5k", out=str(root / model), steps=30, batch_size=8, seed=0,
-                       set=[*FAST, "width=8"], progress=False)
-    return root
+    return train_latent_runs(tmp_path_factory.mktemp("runs"))
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from ganforge.errors import UserError
 from ganforge.latent.project import multiscale_ssim, psnr, ssim
 from ganforge.latent.space import load_latents
 
-FAST = ["log.every=1", "sample.every=0", "eval.metrics=none", "checkpoint.every=0"]
+from conftest import FAST, train_latent_runs
+
 STEPS = 60  # projection steps in these tests
 # PSNR in dB that a projection of the model's own image must reach in STEPS steps: these seeded runs reach 20.6 (stylegan)
 # and 48.8 (dcgan), printed by test_recovers_its_own_image
@@ -23,11 +24,7 @@ RECOVERED = {"stylegan": 17.0, "dcgan": 35.0}
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    for model in ("stylegan", "dcgan"):
-        ganforge.train(model, data="mnist5k", out=str(root / model), steps=30, batch_size=8, seed=0,
-                       set=[*FAST, "width=8"], progress=False)
-    return root
+    return train_latent_runs(tmp_path_factory.mktemp("runs"))
 
 
 def _own_image(run, path, seed=3):
