@@ -79,17 +79,19 @@ def save(directory: Path, step: int, tensors: Dict[str, torch.Tensor], meta: Dic
     flat = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     atomic_write(stem.with_suffix(".safetensors"), lambda tmp: save_file(flat, tmp))
     sidecar = {"format": FORMAT, "format_version": FORMAT_VERSION, "ganforge_version": __version__, "step": step, **meta}
-    text = json.dumps(sidecar, indent=1, default=_jsonable)
+    text = json.dumps(sidecar, indent=1, default=jsonable)
     atomic_write(stem.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
     return stem.with_suffix(".json")
 
 
-def _jsonable(value):
+def jsonable(value):
+    """json.dumps' `default` for what a checkpoint's sidecar or a generator file's metadata holds besides JSON's
+    own types: tuples as lists, tensors as nested lists."""
     if isinstance(value, tuple):
         return list(value)
     if torch.is_tensor(value):
         return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in a checkpoint sidecar")
+    raise TypeError(f"cannot store {type(value).__name__} as JSON in a checkpoint or generator file")
 
 
 def list_checkpoints(directory: Path) -> List[Tuple[int, Path]]:

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ganforge.errors import UserError
-from ganforge.training.checkpoint import _check_sidecar, atomic_write
+from ganforge.training.checkpoint import _check_sidecar, atomic_write, jsonable
 from ganforge.version import __version__
 
 FORMAT = "ganforge-generator"
@@ -76,17 +76,9 @@ def write(path: Union[str, Path], tensors: Dict[str, torch.Tensor], about: Dict[
     loose = [k for k, v in meta.items() if k not in _JSON_FIELDS and not isinstance(v, str)]
     if loose:
         raise TypeError(f"generator file metadata {loose[0]!r} must be a string (JSON goes in {', '.join(_JSON_FIELDS)})")
-    text = {k: json.dumps(v, default=_jsonable) if k in _JSON_FIELDS else v for k, v in meta.items()}
+    text = {k: json.dumps(v, default=jsonable) if k in _JSON_FIELDS else v for k, v in meta.items()}
     atomic_write(path, lambda tmp: save_file(stored, tmp, metadata=text))
     return path
-
-
-def _jsonable(value):
-    if isinstance(value, tuple):
-        return list(value)
-    if torch.is_tensor(value):
-        return value.tolist()
-    raise TypeError(f"cannot store {type(value).__name__} in a generator file's metadata")
 
 
 def read(path: Union[str, Path], device: str = "cpu") -> Tuple[Dict[str, torch.Tensor], Dict[str, Any]]:
