@@ -20,6 +20,7 @@ from torch import nn
 
 import ganforge
 from ganforge.imaging.bilateral import bilateral_grid_filter, joint_bilateral_filter, joint_bilateral_upsample, luminance
+from ganforge.imaging import similarity
 
 MNIST = Path(ganforge.__file__).parent / "data" / "assets" / "mnist5k.npz"
 
@@ -53,7 +54,7 @@ def timed(function, reps: int):
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    return 10 * math.log10(1.0 / float((a - b).pow(2).mean()))
+    return float(similarity.psnr(a.reshape(1, -1), b.reshape(1, -1)))
 
 
 class ResnetGeneratorCost(nn.Sequential):

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 import ganforge
 from ganforge import api
+from ganforge.imaging import similarity
 from ganforge.data import PairedImageData
 from ganforge.translate import translate_image
 
@@ -94,8 +95,7 @@ def paper_size_model(out: Path, threads: int):
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 10 * math.log10(255.0 ** 2 / mse)
+    return float(similarity.psnr(torch.from_numpy(a).reshape(1, -1), torch.from_numpy(b).reshape(1, -1), peak=255.0))
 
 
 def timed(function):

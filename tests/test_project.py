@@ -11,7 +11,7 @@ import ganforge
 from ganforge import api
 from ganforge.cli import main
 from ganforge.errors import UserError
-from ganforge.latent.project import multiscale_ssim, psnr, ssim
+from ganforge.imaging.similarity import multiscale_ssim, psnr, ssim
 from ganforge.latent.space import load_latents
 
 from conftest import FAST, train_latent_runs

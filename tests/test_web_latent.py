@@ -11,7 +11,7 @@ import torch
 
 import ganforge
 from ganforge.imaging.transforms import to_uint8
-from ganforge.latent.project import psnr, ssim
+from ganforge.imaging.similarity import psnr, ssim
 from ganforge.latent.space import load_latents, render
 from support_web import call, decode, digit, png_file, request, serving, trained_runs
 from test_web import Page, browser  # noqa: F401 - the browser fixture: chromium, or a failure under CI

@@ -17,8 +17,7 @@ shipped digit classifier's for grey digit models, the Inception network's first 
 (features/maps.py), each map normalised over its channels as LPIPS does (Zhang et al. 2018) without learned
 weights; where the Inception weights are not installed, a multi-scale SSIM term instead.
 
-PSNR and SSIM (Wang et al. 2004: 11 x 11 Gaussian window of sigma 1.5, K1 0.01, K2 0.03, valid positions only)
-score the results on images in [0, 1].
+PSNR and SSIM (imaging/similarity.py) score the results on images in [0, 1].
 """
 from __future__ import annotations
 
@@ -29,9 +28,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ganforge.errors import UserError
+from ganforge.imaging.similarity import multiscale_ssim, psnr, ssim
 from ganforge.latent.space import Latents, check_space
 
 log = logging.getLogger("ganforge")
@@ -48,49 +47,6 @@ Z_CANDIDATES = 16  # random starts per image in z; the closest one is optimised
 DEFAULT_STEPS = 200  # on a CPU: twice the steps add little for twice the time (the README's table, bench_project.py --steps)
 PIXEL_WEIGHT = 1.0  # the pixel MSE (images in [-1, 1]) beside the feature distance
 DISTANCES = ("auto", "digits", "inception", "ssim")
-SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
-
-
-# --- figures --------------------------------------------------------------------------------------
-def psnr(a: Tensor, b: Tensor) -> Tensor:
-    """Peak signal-to-noise ratio in dB per image of a and b (N, C, H, W) in [0, 1]; inf where they are equal."""
-    mse = (a.double() - b.double()).square().flatten(1).mean(1)
-    return (10 * torch.log10(1.0 / mse)).float()
-
-
-def _gaussian_window(size: int, sigma: float, channels: int, like: Tensor) -> Tensor:
-    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
-    g = torch.exp(-x.square() / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
-
-
-def ssim(a: Tensor, b: Tensor, window: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> Tensor:
-    """Mean SSIM per image of a and b (N, C, H, W) in [0, 1] (Wang et al. 2004, eq. 13 with C1 = (0.01 L)^2 and
-    C2 = (0.03 L)^2, L = 1), over each channel's valid window positions; a window larger than the image shrinks
-    to its short side. Differentiable."""
-    size = min(window, *a.shape[-2:])
-    size -= 1 - size % 2  # an odd window has a centre
-    c = a.shape[1]
-    kernel = _gaussian_window(size, sigma, c, a)
-    blur = lambda x: F.conv2d(x, kernel, groups=c)  # noqa: E731
-    mu_a, mu_b = blur(a), blur(b)
-    var_a = blur(a * a) - mu_a.square()
-    var_b = blur(b * b) - mu_b.square()
-    cov = blur(a * b) - mu_a * mu_b
-    c1, c2 = 0.01**2, 0.03**2
-    m = (2 * mu_a * mu_b + c1) * (2 * cov + c2) / ((mu_a.square() + mu_b.square() + c1) * (var_a + var_b + c2))
-    return m.flatten(1).mean(1)
-
-
-def multiscale_ssim(a: Tensor, b: Tensor) -> Tensor:
-    """SSIM per image averaged over scales 1, 1/2, 1/4, ... while a side still holds the full window: the
-    multi-scale idea of Wang et al. 2003 with equal weights (the small images here have few scales)."""
-    values = [ssim(a, b)]
-    while min(a.shape[-2:]) // 2 >= SSIM_WINDOW:
-        a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
-        values.append(ssim(a, b))
-    return torch.stack(values).mean(0)
 
 
 # --- the distance optimised -----------------------------------------------------------------------

@@ -16,7 +16,6 @@ figures of every set first.
 """
 from __future__ import annotations
 
-import math
 from typing import Dict
 
 import torch
@@ -26,6 +25,7 @@ from ganforge.data.base import to_uint8
 from ganforge.features.attribute_classifier import read_attributes
 from ganforge.features.inception import load_inception
 from ganforge.features.inception_weights import available
+from ganforge.imaging.similarity import psnr
 from ganforge.metrics.features import extract_features
 from ganforge.metrics.frechet import fid_from_features
 from ganforge.metrics.digits import digit_metrics, grey_digits, ink
@@ -34,10 +34,9 @@ from ganforge.models.base import Translated
 FIGURES = ("psnr", "l1", "attributes", "cfd", "acc", "fid")
 
 
-def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
-    """Peak signal-to-noise ratio in dB of images in [-1, 1] (peak-to-peak 2), over the whole batch."""
-    mse = float((output.float() - target.float()).square().mean())
-    return float("inf") if mse == 0 else 10 * math.log10(4.0 / mse)
+def set_psnr(output: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR in dB of images in [-1, 1] (peak-to-peak 2), over the whole set's pixels as one image."""
+    return float(psnr(output.reshape(1, -1), target.reshape(1, -1), peak=2.0))
 
 
 def translation_figures(made: Dict[str, Translated]) -> Dict[str, float]:
@@ -47,7 +46,7 @@ def translation_figures(made: Dict[str, Translated]) -> Dict[str, float]:
         if unknown:
             raise ValueError(f"translation set '{name}' asks for unknown figures {unknown}; choose from {', '.join(FIGURES)}")
     figures: Dict[str, float] = {}
-    for kind, measure in (("psnr", psnr), ("l1", lambda out, target: float(losses.l1(out, target)))):
+    for kind, measure in (("psnr", set_psnr), ("l1", lambda out, target: float(losses.l1(out, target)))):
         for name, t in made.items():
             if kind in t.figures:
                 figures[f"{kind}_{name}" if name else kind] = measure(t.outputs, t.targets)
