@@ -70,7 +70,23 @@ def cases(g, direction, n: int, seed: int):
             inputs["labels"] = torch.arange(n) % len(g.classes)  # as sample() cycles the classes
         if not model.can(Capability.TRUNCATION):
             return [(inputs, g.sample(n, seed=seed))]
-        return [({**inputs, "truncation": torch.tensor(psi)}, g.sample(n, seed=seed, truncation=psi)) for psi in (1.0, 0.6)]
+        made = []
+        for psi in (1.0, 0.6):
+            case, want = {**inputs, "truncation": torch.tensor(psi)}, g.sample(n, seed=seed, truncation=psi)
+            if not model.can(Capability.STYLE_MIXING):
+                made.append((case, want))
+                continue
+            # a mix of zeros samples z alone; ones at the fine slots take those styles from z_mix, as `mix` does
+            z_mix = model.latent(n, torch.Generator().manual_seed(seed + 1))
+            slots = model.style_slots()
+            mix = torch.zeros(n, sum(len(s) for s in slots.values()))
+            made.append(({**case, "z_mix": z_mix, "mix": mix}, want))
+            mix = mix.clone()
+            mix[:, slots["fine"]] = 1.0
+            mixed = model.mix(z, z_mix, ["fine"], psi=psi)
+            assert (mixed - want).abs().max().item() > 1e-3  # the case tells a file that ignores `mix` apart
+            made.append(({**case, "z_mix": z_mix, "mix": mix}, mixed))
+        return made
     rng = torch.Generator().manual_seed(seed)
     side = model.size_b // model.scale
     x = torch.rand(n, model.input_channels(direction), side, side, generator=rng) * 2 - 1
@@ -113,6 +129,8 @@ def test_every_family_exports_to_onnx_and_torchscript_with_its_own_outputs(run_o
         assert meta["family"] == name and meta["inputs"] == ",".join(names) and meta["ganforge_version"] == ganforge.__version__
         assert (int(meta["channels"]), int(meta["size"])) == tuple(want.shape[1:3])
         assert session.get_inputs()[0].shape[0] == "batch"  # dynamic unless --batch
+        if g.model.can(Capability.STYLE_MIXING):
+            assert json.loads(meta["style_slots"]) == g.model.style_slots()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(  # written atomically: no temporary file left
         f"{name}-{d}.{s}" for d in (g.model.directions or (None,)) for s in ("onnx", "pt"))
 

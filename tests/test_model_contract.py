@@ -26,7 +26,7 @@ from support_web import call, decode, grid_of, serving
 # The methods a capability promises; the base class's defaults say "not supported".
 SERVED_BY = {
     Capability.TRUNCATION: ("truncate",),
-    Capability.STYLE_MIXING: ("mix", "styles", "synthesize"),
+    Capability.STYLE_MIXING: ("mix", "styles", "synthesize", "style_slots"),
     Capability.ATTRIBUTES: ("read_attributes",),
 }
 

@@ -9,8 +9,10 @@ wrapper built from what the model declares, not from its family's name:
   appends them); `labels` int64 (N,) for class-conditional families; `truncation`, a float32 scalar psi in
   (0, 1], for families with the truncation trick (1 = none). psi pulls the latent towards `latent_start` in the
   first latent space where that reproduces the family's own `truncate` (StyleGAN: w towards the tracked average
-  w, Karras et al. 2019 section 3.2), so mapping and synthesis are exported together. Style mixing is not
-  exported: a file samples one latent per image.
+  w, Karras et al. 2019 section 3.2), so mapping and synthesis are exported together. Families that mix styles
+  (Capability.STYLE_MIXING) also take `z_mix` float32 (N, latent width) and `mix` float32 (N, style slots) in
+  {0, 1}: 1 takes that slot's style from z_mix (StyleGAN figure 3); the metadata's `style_slots` names the slots
+  of each level (coarse, middle, fine), and a `mix` of zeros samples z alone.
 - image-to-image families: `image` float32 (N, C, H, W) in [-1, 1] at the size the direction's input trained at;
   `mask` float32 (N, 1, H, W), 1 = fill in, for families that fill holes (Capability.MASK: inpaint);
   `attributes` float32 (N, K) in {0, 1}, ordered as the metadata's `attributes`, for families translating into
@@ -54,51 +56,61 @@ class Port(NamedTuple):
 
 
 class Sampler(nn.Module):
-    """Noise families: (z, [labels], [truncation]) -> images (N, C, H, W) in [-1, 1]."""
+    """Noise families: (z, [labels], [truncation], [z_mix, mix]) -> images (N, C, H, W) in [-1, 1]."""
 
     def __init__(self, model: GANModel):
         super().__init__()
         self.model = model
-        width = model.latent(1).shape[1:]
-        self.ports = [Port("z", tuple(width), torch.float32)]
-        if model.conditional:
-            self.ports.append(Port("labels", (), torch.int64))
-        self.space = None
-        if model.can(Capability.TRUNCATION):
-            self.ports.append(Port("truncation", None, torch.float32))
-            self.space = truncation_space(model)
-            self.register_buffer("start", model.latent_start(self.space))  # (1, ...) the latent psi pulls towards
-        elif not model.can(Capability.LATENT):
+        if not model.can(Capability.LATENT):
             raise UserError(f"{model.name} cannot be exported: it declares no latent to generate from (Capability.LATENT), "
                             "so its generator cannot take z as an input")
+        width = tuple(model.latent(1).shape[1:])
+        self.ports = [Port("z", width, torch.float32)]
+        if model.conditional:
+            self.ports.append(Port("labels", (), torch.int64))
+        self.mixing = model.can(Capability.STYLE_MIXING)
+        # the latent space the inputs meet in: the styles' where they mix, else the one psi pulls in, else z
+        self.space = model.style_space if self.mixing else "z"
+        self.truncated = model.can(Capability.TRUNCATION)
+        if self.truncated:
+            self.ports.append(Port("truncation", None, torch.float32))
+            self.space = truncation_space(model, [self.space] if self.mixing else model.latent_spaces)
+            self.register_buffer("start", model.latent_start(self.space))  # (1, ...) the latent psi pulls towards
+        if self.mixing:
+            slots = model.to_space(model.latent(1), self.space).shape[1]
+            self.ports += [Port("z_mix", width, torch.float32), Port("mix", (slots,), torch.float32)]
 
     def forward(self, *inputs: Tensor) -> Tensor:
         given = dict(zip((p.name for p in self.ports), inputs))
-        z, labels = given["z"], given.get("labels")
-        if self.space is None:
-            return self.model.generate(z, "z", labels)
-        return pulled(self.model, z, given["truncation"], self.space, labels, self.start)
+        psi = given.get("truncation")
+        latent = pull(self.model, given["z"], psi, self.space, self.start if self.truncated else None)
+        if self.mixing:
+            other = pull(self.model, given["z_mix"], psi, self.space, self.start if self.truncated else None)
+            latent = torch.where(given["mix"][:, :, None] > 0.5, other, latent)
+        return self.model.generate(latent, self.space, given.get("labels"))
 
 
-def pulled(model: GANModel, z: Tensor, psi, space: str, labels: Optional[Tensor], start: Optional[Tensor] = None) -> Tensor:
-    """Images of latents z pulled towards the space's start by psi: start + psi (latent - start)."""
-    start = model.latent_start(space, z.device) if start is None else start
+def pull(model: GANModel, z: Tensor, psi, space: str, start: Optional[Tensor] = None) -> Tensor:
+    """Latents z in `space`, pulled towards the space's start by psi where psi is given: start + psi (latent - start)."""
     latent = model.to_space(z, space)
-    return model.generate(start + psi * (latent - start), space, labels)
+    if psi is None:
+        return latent
+    start = model.latent_start(space, z.device) if start is None else start
+    return start + psi * (latent - start)
 
 
-def truncation_space(model: GANModel) -> str:
-    """The first latent space in which pulling towards `latent_start` is the family's own truncation trick, checked
-    on two latents at psi 0.5; one line if none is."""
+def truncation_space(model: GANModel, spaces: Sequence[str]) -> str:
+    """The first of the model's latent `spaces` in which pulling towards `latent_start` is the family's own
+    truncation trick, checked on two latents at psi 0.5; one line if none is."""
     z = model.latent(2, torch.Generator().manual_seed(0))
     labels = torch.arange(2) % model.n_classes if model.conditional else None
     with torch.no_grad():
         want = model.truncate(z, 0.5, labels)
-        for space in model.latent_spaces:
-            if (pulled(model, z, 0.5, space, labels) - want).abs().max().item() <= TOLERANCE:
+        for space in spaces:
+            if (model.generate(pull(model, z, 0.5, space), space, labels) - want).abs().max().item() <= TOLERANCE:
                 return space
-    raise UserError(f"{model.name}'s truncation trick is no pull towards latent_start in any of its latent spaces "
-                    f"({', '.join(model.latent_spaces)}), so its truncation input cannot be exported")
+    raise UserError(f"{model.name}'s truncation trick is no pull towards latent_start in its latent spaces "
+                    f"{', '.join(spaces)}, so its truncation input cannot be exported")
 
 
 class Translator(nn.Module):
@@ -154,7 +166,7 @@ def example_inputs(ports: Sequence[Port], n: int, seed: int = 0, classes: int = 
     g = torch.Generator().manual_seed(seed)
     made = []
     for port in ports:
-        if port.name == "z":
+        if port.name in ("z", "z_mix"):
             made.append(torch.randn(n, *port.shape, generator=g))
         elif port.name == "labels":
             made.append(torch.arange(n, dtype=torch.int64) % max(1, classes))
@@ -162,7 +174,7 @@ def example_inputs(ports: Sequence[Port], n: int, seed: int = 0, classes: int = 
             made.append(torch.tensor(0.7))
         elif port.name == "image":
             made.append(torch.rand(n, *port.shape, generator=g) * 2 - 1)
-        else:  # mask, attributes
+        else:  # mask, attributes, mix
             made.append((torch.rand(n, *port.shape, generator=g) < 0.5).float())
     return tuple(made)
 
@@ -178,8 +190,10 @@ def metadata(generator, wrapper, output: Tensor, batch: Optional[int]) -> Dict[s
         meta["classes"] = json.dumps(generator.classes)
     if isinstance(wrapper, Sampler):
         meta["latent_width"] = str(wrapper.ports[0].shape[0])
-        if wrapper.space is not None:
+        if wrapper.truncated:
             meta["truncation_space"] = wrapper.space
+        if wrapper.mixing:
+            meta["style_slots"] = json.dumps(model.style_slots())
     else:
         meta["direction"] = wrapper.direction
         if wrapper.attributes:

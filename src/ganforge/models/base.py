@@ -62,7 +62,7 @@ class Capability(Enum):
     GANModel say "not supported"."""
 
     TRUNCATION = "truncation"  # truncate(z, psi, labels), sample(..., truncation=psi): the truncation trick
-    STYLE_MIXING = "style_mixing"  # mix(z_a, z_b, levels, labels), styles(z, psi), synthesize(ws): a style space
+    STYLE_MIXING = "style_mixing"  # mix(z_a, z_b, levels, labels), styles(z, psi), synthesize(ws), style_slots(), style_space
     MASK = "mask"  # translation fills the hole that a mask channel of the input marks (inpainting)
     ATTRIBUTES = "attributes"  # translation into target attributes: read_attributes, check_settings, target_for
     JUDGE = "judge"  # judge(images, labels) -> Verdict: D's verdict on images
@@ -160,6 +160,7 @@ class GANModel(nn.Module):
     # LATENT: the spaces `generate` takes, the first the one to project into by default ("z": G's input; StyleGAN's
     # "w" is one style for every layer, "w+" one per layer, Abdal et al. 2019)
     latent_spaces: Tuple[str, ...] = ("z",)
+    style_space: Optional[str] = None  # STYLE_MIXING: the latent space that holds `styles` (N, num_ws, w_dim)
     directions: Tuple[str, ...] = ()  # the directions `translate` takes ("a2b", and "b2a" for two generators)
     scale: int = 1  # a translation's output size / its input size (super-resolution: 2 or 4)
     attribute_names: Sequence[str] = ()  # ATTRIBUTES: the target attributes, in order
@@ -349,6 +350,10 @@ class GANModel(nn.Module):
 
     def synthesize(self, ws: Tensor, nets: Optional[Dict[str, nn.Module]] = None) -> Tensor:
         """STYLE_MIXING: styles (N, num_ws, w_dim) -> images (N, C, H, W) in [-1, 1]."""
+        raise self._unsupported("style space")
+
+    def style_slots(self) -> Dict[str, List[int]]:
+        """STYLE_MIXING: the slots of the styles' axis 1 that each level (coarse, middle, fine) drives."""
         raise self._unsupported("style space")
 
     def generate(self, latent: Tensor, space: str = "z", labels: Optional[Tensor] = None,

@@ -10,7 +10,7 @@ tanh image (the README's quality table gives what they reach on mnist5k).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -20,7 +20,7 @@ from ganforge.errors import UserError
 from ganforge.models.registry import register
 from ganforge.models.base import Capability, GANModel, check_psi
 from ganforge.models.recipe import Rung
-from ganforge.nn.stylegan import StyleDiscriminator, StyleGenerator, crossover_mask, mix_styles
+from ganforge.nn.stylegan import LEVELS, StyleDiscriminator, StyleGenerator, crossover_mask, mix_styles
 
 Tensor = torch.Tensor
 
@@ -35,6 +35,7 @@ class StyleGAN(GANModel):
     paper = "Karras et al. 2019, A Style-Based Generator Architecture for GANs (+ StyleGAN2, Karras et al. 2020)"
     summary = "mapping network to W, modulated convolutions, noise inputs, style mixing, truncation, R1, EMA"
     capabilities = GANModel.capabilities | {Capability.TRUNCATION, Capability.STYLE_MIXING}
+    style_space = "w+"  # one w per style slot: what `styles` gives and `synthesize` takes
     latent_spaces = ("w+", "w", "z")  # W+ reconstructs best (Abdal et al. 2019); W stays among the generator's images
     defaults = {
         "z_dim": 128,
@@ -172,6 +173,9 @@ class StyleGAN(GANModel):
             return torch.zeros(1, self.z_dim, device=device)
         w = G.mapping.w_avg.detach()[None].to(device)
         return G.broadcast(w).clone() if space == "w+" else w.clone()
+
+    def style_slots(self) -> Dict[str, List[int]]:
+        return {level: self.G.synthesis.level_mask([level]).nonzero().flatten().tolist() for level in LEVELS}
 
     @torch.no_grad()
     def mix(self, z_a: Tensor, z_b: Tensor, levels: Sequence[str], labels: Optional[Tensor] = None,
