@@ -5,7 +5,8 @@
 
 Each case is a short real run (--steps steps with the family's default settings on its data), exported with
 `ganforge.export.export_generator`; the cost of a forward pass does not depend on how long the weights trained.
-Both backends get the same inputs: a batch of latents (and psi = 1 where the family has the truncation trick);
+Both backends get the same inputs: a batch of latents (and psi = 1 where the family has the truncation trick, a
+second latent and a mix of zeros where it mixes styles);
 torch runs the module the file was traced from, under inference_mode. Every timing is images per second over
 passes adding up to at least --seconds, the backends and thread counts interleaved within each repetition so
 that drift in the machine's speed hits them alike; the table gives the median of the repetitions. Writes
@@ -65,8 +66,9 @@ def measure_case(name: str, args, folder: Path) -> dict:
     g = ganforge.load(run)
     wrapper = wrapper_for(g.model)
     inputs = example_inputs(wrapper.ports, args.batch, classes=len(g.classes))
-    if "truncation" in [p.name for p in wrapper.ports]:
-        inputs = tuple(torch.tensor(1.0) if p.name == "truncation" else t for p, t in zip(wrapper.ports, inputs))
+    # psi 1 and no style mixed in (z_mix is still mapped): a plain sample's cost
+    inputs = tuple(torch.tensor(1.0) if p.name == "truncation" else torch.zeros_like(t) if p.name == "mix" else t
+                   for p, t in zip(wrapper.ports, inputs))
     feed = {p.name: t.numpy() for p, t in zip(wrapper.ports, inputs)}
     sessions = {}
     for threads in args.threads:

@@ -12,6 +12,7 @@
     with the code, monotonically, for every latent; near 0: the code does not drive it).
 
     python benchmarks/infogan_codes.py [--steps 3000] [--seeds 0,1] [--per-code 200] [--rows 64] [--sweep 9]
+                                       [--set KEY=VALUE ...]   # a variant of the defaults, e.g. n_cont=0
 
 Writes benchmarks/results/infogan_codes.json and prints a table.
 """
@@ -149,7 +150,8 @@ def run_seed(seed: int, steps: int, args) -> Dict:
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         summary = ganforge.train("infogan", data="mnist5k", steps=steps, seed=seed, out=str(Path(folder) / "run"),
-                                 set=["eval.metrics=none", "sample.every=0", "checkpoint.every=0", f"threads={args.threads}"],
+                                 set=["eval.metrics=none", "sample.every=0", "checkpoint.every=0", f"threads={args.threads}",
+                                      *args.set],
                                  progress=False)
         minutes = (time.perf_counter() - start) / 60
         g = ganforge.load(Path(folder) / "run")
@@ -168,16 +170,18 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=64, help="latents swept per continuous code")
     parser.add_argument("--sweep", type=int, default=9, help="values of a continuous code from -2 to 2")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="infogan settings changed from the defaults")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     results = [run_seed(s, args.steps, args) for s in seeds]
-    codes = list(results[0]["continuous"])
+    codes = list(results[0]["continuous"])  # none with n_cont=0
     record = {
         "command": "python benchmarks/infogan_codes.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in (("steps", args.steps), ("seeds", args.seeds), ("per_code", args.per_code),
-                                                          ("rows", args.rows), ("sweep", args.sweep), ("threads", args.threads))),
+                                                          ("rows", args.rows), ("sweep", args.sweep), ("threads", args.threads)))
+                   + (f" --set {' '.join(args.set)}" if args.set else ""),
         "target_agreement": 0.9,
         "runs": results,
         "mean_agreement": float(np.mean([r["agreement"] for r in results])),

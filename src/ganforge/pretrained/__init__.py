@@ -65,7 +65,7 @@ CATALOGUE: Dict[str, Pretrained] = {entry.name: entry for entry in (
     Pretrained("acgan-mnist5k", "acgan", "mnist5k", 3300),
     Pretrained("wgan-gp-mnist5k", "wgan-gp", "mnist5k", 2850),
     Pretrained("stylegan-mnist5k", "stylegan", "mnist5k", 5590),
-    Pretrained("infogan-mnist5k", "infogan", "mnist5k", 3000),  # trained once the family is registered
+    Pretrained("infogan-mnist5k", "infogan", "mnist5k", 3000),
     Pretrained("dcgan-openmoji64", "dcgan", "openmoji", 6000, size=64),
     Pretrained("stylegan-openmoji64", "stylegan", "openmoji", 6000, size=64),
     # U-Net width 16: at the default 32 its generator alone is 8.3 MB in fp16
