@@ -91,6 +91,22 @@ def test_sample_explore_and_eval_take_a_generator_file(runs, tmp_path, capsys, s
     assert figures["cfd"] > 0 and 0 <= figures["acc"] <= 1
 
 
+def test_every_command_that_takes_a_run_takes_pretrained_names(tmp_path, capsys, shared_cache):
+    digit = tmp_path / "digit.png"
+    assert cli.main(["sample", "pretrained:dcgan-mnist5k", "--n", "4", "--grid", str(digit)]) == 0
+    capsys.readouterr()
+    assert cli.main(["eval", "pretrained:dcgan-mnist5k", "--metrics", "cfd", "--n", "50", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cfd"] > 0
+    assert cli.main(["explore", "pretrained:stylegan-mnist5k", "mix", "--out", str(tmp_path / "mix.png")]) == 0
+    assert cli.main(["translate", "pretrained:pix2pix-edges", str(digit), "--out", str(tmp_path / "translated")]) == 0
+    assert cli.main(["project", "pretrained:dcgan-mnist5k", str(digit), "--out", str(tmp_path / "projected"),
+                     "--steps", "2", "--quiet"]) == 0
+    assert (tmp_path / "mix.png").is_file() and any((tmp_path / "translated").iterdir())
+    assert (tmp_path / "projected" / "latents.npz").is_file()
+    assert cli.main(["eval", str(tmp_path / "no-such-run")]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+
+
 def test_cyclegan_file_holds_both_generators_and_translates_both_ways(runs):
     stored, _ = _tensors(runs / "cyclegan.safetensors")
     assert {k.split(".")[1] for k in stored} == {"G", "F"}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
@@ -111,9 +110,7 @@ def run_eval(args) -> int:
         fake, real = load_dataset(args.images), load_dataset(args.real)
         result = evaluate_images(fake.images, real.images, metrics, seed=args.seed, n=args.n, labels_a=fake.labels,
                                  labels_b=real.labels, classes=real.classes, inception=args.inception, progress=progress)
-    elif args.run:
-        if not Path(args.run).exists():
-            raise UserError(f"no run folder or checkpoint at {args.run}")
+    elif args.run:  # a folder, a checkpoint, pretrained:NAME or a URL: api.load says which is missing
         result = evaluate_run(args.run, metrics, n=args.n, real_spec=args.real, seed=args.seed,
                               inception=args.inception, progress=progress)
     else:
