@@ -8,14 +8,15 @@ For each seed, --subset glyphs are drawn (seeded) from openmoji's training split
 trains on that npz alone at 64 px on one thread for --minutes of training (`--minutes` counts training only, so
 evaluation stays outside the budget), once as its defaults are and once with `--set augment.policy=ada`. Each
 final generator is scored by FID and KID of --n samples against --n glyphs of the whole training split (standard
-Inception): what the figure rewards is covering the emoji, not copying the few hundred seen. The issue's target:
-ADA lowers FID on the 500-glyph subset by at least 25% at equal time. Results merge into
+Inception): what the figure rewards is covering the emoji, not copying the few hundred seen. The target: ADA
+lowers FID on the 500-glyph subset by at least 25% at equal time. Results merge into
 benchmarks/results/ada.json per (subset, minutes, seed, arm).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -66,7 +67,7 @@ def merge(records, results: Path) -> Dict:
     key = lambda r: (r["subset"], r["minutes"], r["seed"], r["arm"])  # noqa: E731
     fresh = {key(r) for r in records}
     data["cases"] = [c for c in data["cases"] if key(c) not in fresh] + records
-    data["machine"] = f"{platform.machine()} with {__import__('os').cpu_count()} cores"
+    data["machine"] = f"{platform.machine()} with {os.cpu_count()} cores"
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(data, indent=2) + "\n")
     return data
