@@ -82,10 +82,10 @@ class Sampler(nn.Module):
 
     def forward(self, *inputs: Tensor) -> Tensor:
         given = dict(zip((p.name for p in self.ports), inputs))
-        psi = given.get("truncation")
-        latent = pull(self.model, given["z"], psi, self.space, self.start if self.truncated else None)
+        psi, start = given.get("truncation"), self.start if self.truncated else None
+        latent = pull(self.model, given["z"], psi, self.space, start)
         if self.mixing:
-            other = pull(self.model, given["z_mix"], psi, self.space, self.start if self.truncated else None)
+            other = pull(self.model, given["z_mix"], psi, self.space, start)
             latent = torch.where(given["mix"][:, :, None] > 0.5, other, latent)
         return self.model.generate(latent, self.space, given.get("labels"))
 
