@@ -1,0 +1,238 @@
+"""The colour defaults against the ones colour work started from: each noise family on openmoji at 64 px for the
+same training minutes, today's code beside an earlier commit's, scored alike.
+
+    python benchmarks/bench_recipes.py                   # the plan, no training (as `ganforge bench` runs it)
+    python benchmarks/bench_recipes.py --run [--families stylegan dcgan] [--seeds 0] [--baseline REF] [--n 1000]
+    python benchmarks/bench_recipes.py --render          # the README table from the results file
+
+The targets: stylegan trained for 20 minutes reaches at most half the FID that the baseline's defaults reach in the
+same 20 minutes; dcgan, lsgan, wgan and wgan-gp, 10 minutes each, at most 0.6 times the baseline's; and no stretch
+of hundreds of steps with D's loss frozen at the value of a D that answers the same to everything (2 ln 2 for the
+logistic losses, 1/4 for the least-squares one, 0 for the Wasserstein one).
+
+Both arms read the same npz (openmoji's training split drawn at 64 px on white) and train at the same time, one
+thread each, so that the machine's drifting speed hits both alike. The baseline runs from a git worktree of
+--baseline (by default 388feb9, the last commit before colour data and recipes), its own `ganforge train` and
+`ganforge sample`; each arm's final generator writes --n samples with its own code, and this checkout scores both
+sets the same way: FID and KID (standard Inception) against a fixed --n of the training glyphs.
+Results merge into benchmarks/results/recipes.json per (family, minutes, seed, arm).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "recipes.json"
+BASELINE = "388feb9"
+SIZE = 64
+# family -> (training minutes, the largest FID ratio now / baseline the issue accepts)
+TARGETS = {"stylegan": (20.0, 0.5), "dcgan": (10.0, 0.6), "lsgan": (10.0, 0.6), "wgan": (10.0, 0.6),
+           "wgan-gp": (10.0, 0.6)}
+# D's loss when it answers the same to real and fake (the losses in ganforge/losses.py): what "frozen" means
+CHANCE = {"nonsaturating": 2 * math.log(2), "minimax": 2 * math.log(2), "lsgan": 0.25, "wasserstein": 0.0}
+FROZEN_TOL = 0.02
+BEGIN = "<!-- recipes: begin (written by `python benchmarks/bench_recipes.py --render` from benchmarks/results/recipes.json) -->"
+END = "<!-- recipes: end -->"
+
+
+def write_data(folder: Path) -> Path:
+    from ganforge.data.openmoji import openmoji
+
+    path = folder / f"openmoji-train-{SIZE}.npz"
+    if not path.is_file():
+        images = openmoji("train", SIZE).images  # (N, 3, H, W) uint8 on white
+        np.savez(path, images=images.permute(0, 2, 3, 1).numpy())
+    return path
+
+
+def baseline_tree(ref: str, folder: Path) -> Path:
+    """A detached git worktree of `ref` (made once)."""
+    tree = folder / f"baseline-{ref}"
+    if not (tree / "src" / "ganforge").is_dir():
+        subprocess.run(["git", "worktree", "add", "--detach", "-f", str(tree), ref], cwd=ROOT, check=True,
+                       capture_output=True)
+    return tree
+
+
+def ganforge(source: Path, *args: str) -> List[str]:
+    return [sys.executable, "-m", "ganforge", *args]
+
+
+def env_for(source: Path) -> Dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(source / "src"), OMP_NUM_THREADS="1")
+    return env
+
+
+def frozen_steps(metrics: Path, loss_kind: str) -> int:
+    """The longest stretch of steps over which every logged D loss lies within FROZEN_TOL of its chance value."""
+    chance = CHANCE[loss_kind]
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if '"train"' in line]
+    longest, start = 0, None
+    for row in rows:
+        if abs(row["D/loss"] - chance) < FROZEN_TOL:
+            start = row["step"] if start is None else start
+            longest = max(longest, row["step"] - start)
+        else:
+            start = None
+    return longest
+
+
+def loss_kind(run: Path) -> str:
+    for line in (run / "config.yaml").read_text().splitlines():
+        if line.startswith("loss:"):
+            return line.split(":", 1)[1].strip()
+    raise SystemExit(f"{run}/config.yaml names no loss")
+
+
+def last_step(run: Path) -> int:
+    return max(int(p.stem.split("_")[1]) for p in (run / "checkpoints").glob("step_*.json"))
+
+
+def train_pair(family: str, minutes: float, seed: int, data: Path, arms: Dict[str, Path], folder: Path,
+               extra: Sequence[str]) -> Dict[str, Path]:
+    """The arms' `ganforge train` at once, one thread each; their run folders."""
+    runs, procs = {}, {}
+    for arm, source in arms.items():
+        run = folder / f"{family}-m{minutes:g}-seed{seed}-{arm_name(arm, extra).replace(' ', '_').replace('/', '-')}"
+        runs[arm] = run
+        if (run / "checkpoints").is_dir() and any((run / "checkpoints").glob("step_*.json")):
+            print(f"[{family} {arm}] kept {run}", flush=True)
+            continue
+        sets = ["threads=1", *(["eval.every=0", *extra] if arm == "now" else [])]
+        argv = ganforge(source, "train", family, "--data", str(data), "--minutes", f"{minutes:g}", "--seed",
+                        str(seed), "--out", str(run), "--quiet", "--set", *sets)
+        print(f"[{family} {arm}] {' '.join(argv[2:])}", flush=True)
+        procs[arm] = subprocess.Popen(argv, cwd=source, env=env_for(source), stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True)
+    for arm, proc in procs.items():
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"[{family} {arm}] exit status {proc.returncode}:\n{out[-2000:]}")
+    return runs
+
+
+def arm_name(arm: str, extra: Sequence[str]) -> str:
+    """'now' with --set settings is a candidate recipe, named by them."""
+    return " ".join([arm, *extra]) if arm == "now" else arm
+
+
+def score(family: str, arm: str, source: Path, run: Path, real: np.ndarray, n: int, seed: int) -> Dict:
+    from ganforge.metrics.evaluate import evaluate_images
+
+    samples = run / f"samples-{n}.npz"
+    if not samples.is_file():
+        subprocess.run(ganforge(source, "sample", str(run), "--n", str(n), "--seed", str(seed), "--npz",
+                                str(samples)), cwd=source, env=env_for(source), check=True, capture_output=True)
+    with np.load(samples) as d:
+        fake = d["images"]
+    started = time.perf_counter()
+    figures = evaluate_images(fake, real, metrics="fid,kid", seed=seed, n=n)
+    meta = json.loads((run / "checkpoints" / f"step_{last_step(run):06d}.json").read_text())
+    kind = loss_kind(run)
+    return {"family": family, "arm": arm, "seed": seed, "steps": last_step(run),
+            "train_minutes": round(meta.get("elapsed", float("nan")) / 60, 2), "fid": round(figures["fid"], 2),
+            "kid": round(figures["kid"], 4), "kid_std": round(figures.get("kid_std", float("nan")), 4),
+            "n": n, "loss": kind, "frozen_steps": frozen_steps(run / "metrics.jsonl", kind),
+            "score_seconds": round(time.perf_counter() - started, 1)}
+
+
+def merge(records: Sequence[Dict], path: Path) -> None:
+    doc = json.loads(path.read_text()) if path.is_file() else {"runs": []}
+    key = lambda r: (r["family"], r["minutes"], r["seed"], r["arm"])  # noqa: E731
+    merged = {key(r): r for r in doc["runs"]}
+    merged.update({key(r): r for r in records})
+    doc["runs"] = sorted(merged.values(), key=key)
+    doc["measured_on"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, one thread per arm"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def render(path: Path = RESULTS) -> str:
+    runs = json.loads(path.read_text())["runs"] if path.is_file() else []
+    if not runs:
+        return "Not measured yet: `python benchmarks/bench_recipes.py --run`."
+    lines = ["| family, minutes | seed | baseline: steps, FID, KID | now: steps, FID, KID | FID now / baseline "
+             "(target) | longest frozen stretch, baseline / now |", "|---|---|---|---|---|---|"]
+    pairs: Dict = {}
+    for r in runs:
+        pairs.setdefault((r["family"], r["minutes"], r["seed"]), {})[r["arm"]] = r
+    for (family, minutes, seed), arms in sorted(pairs.items(), key=lambda kv: (list(TARGETS).index(kv[0][0]), kv[0])):
+        if not {"baseline", "now"} <= set(arms):
+            continue
+        b, n = arms["baseline"], arms["now"]
+        ratio = n["fid"] / b["fid"]
+        target = TARGETS[family][1]
+        lines.append(f"| {family}, {minutes:g} | {seed} | {b['steps']:,}, {b['fid']:.1f}, {b['kid']:.4f} | "
+                     f"{n['steps']:,}, {n['fid']:.1f}, {n['kid']:.4f} | {ratio:.2f} ({target:g}, "
+                     f"{'met' if ratio <= target else 'not met'}) | {b['frozen_steps']:,} / {n['frozen_steps']:,} steps |")
+    return "\n".join(lines)
+
+
+def write_readme(table: str) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if BEGIN not in text:
+        raise SystemExit(f"README.md has no {BEGIN!r} block")
+    head, rest = text.split(BEGIN, 1)
+    readme.write_text(head + BEGIN + "\n" + table + "\n" + END + rest.split(END, 1)[1])
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", action="store_true", help="train and score (without it: the plan)")
+    parser.add_argument("--render", action="store_true", help="the README table from the results file")
+    parser.add_argument("--families", nargs="+", choices=list(TARGETS), default=list(TARGETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--minutes", type=float, help="every family's minutes (default: each target's)")
+    parser.add_argument("--arms", nargs="+", choices=["baseline", "now"], default=["baseline", "now"])
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="settings of the 'now' arm (a candidate recipe)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--baseline", default=BASELINE, help="the git commit the defaults are compared with")
+    parser.add_argument("--n", type=int, default=1000, help="samples scored, and training glyphs they are scored against")
+    parser.add_argument("--scratch", type=Path, default=ROOT / "runs" / "bench_recipes")
+    args = parser.parse_args(argv)
+    if args.render:
+        write_readme(render(args.results))
+        print(render(args.results))
+        return 0
+    total = sum(args.minutes or TARGETS[f][0] for f in args.families) * len(args.seeds)
+    print(f"{len(args.families)} families x {len(args.seeds)} seeds, both arms at once: about {total:.0f} minutes "
+          f"of wall time on 2 cores, plus sampling and scoring")
+    if not args.run:
+        print("add --run to train them")
+        return 0
+    args.scratch.mkdir(parents=True, exist_ok=True)
+    data = write_data(args.scratch)
+    with np.load(data) as d:
+        real = d["images"]
+    arms = {arm: baseline_tree(args.baseline, args.scratch) if arm == "baseline" else ROOT for arm in args.arms}
+    for seed in args.seeds:
+        for family in args.families:
+            minutes = args.minutes or TARGETS[family][0]
+            runs = train_pair(family, minutes, seed, data, arms, args.scratch, args.set)
+            records = []
+            for arm, run in runs.items():
+                record = score(family, arm_name(arm, args.set), arms[arm], run, real, args.n, seed)
+                record.update(minutes=minutes, baseline=args.baseline, command=f"ganforge train {family} --data "
+                              f"openmoji-train-{SIZE}.npz --minutes {minutes:g} --seed {seed} --set threads=1"
+                              + "".join(f" {s}" for s in (args.set if arm == "now" else [])))
+                records.append(record)
+                print(json.dumps(record), flush=True)
+            merge(records, args.results)
+    print(render(args.results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

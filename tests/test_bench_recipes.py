@@ -1,0 +1,62 @@
+"""benchmarks/bench_recipes.py: how it reads a run's losses, and that the README shows its results file."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "bench_recipes.py"
+
+
+def bench_recipes():
+    name = "ganforge_bench_recipes_script"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def write_losses(path: Path, d_losses) -> Path:
+    rows = [{"kind": "train", "step": 25 * (i + 1), "D/loss": d, "G/loss": 1.0} for i, d in enumerate(d_losses)]
+    rows.insert(3, {"kind": "eval", "step": 75, "fid": 100.0})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_frozen_steps_is_the_longest_stretch_at_the_chance_loss(tmp_path):
+    script = bench_recipes()
+    chance = 2 * math.log(2)
+    # steps 25..100 moving, 125..400 at chance (a stretch of 275 steps), one move, 450..500 at chance (50 steps)
+    losses = [1.2, 0.9, 1.1, 1.0] + [chance + 0.001] * 12 + [0.8] + [chance] * 3
+    metrics = write_losses(tmp_path / "metrics.jsonl", losses)
+    assert script.frozen_steps(metrics, "nonsaturating") == 275
+    # the least-squares loss has another chance value: the same numbers are not frozen for it
+    assert script.frozen_steps(metrics, "lsgan") == 0
+    assert script.frozen_steps(write_losses(tmp_path / "w.jsonl", [0.3, 0.001, -0.004, 0.5]), "wasserstein") == 25
+
+
+def test_render_pairs_each_run_with_its_baseline_and_says_whether_the_target_is_met(tmp_path):
+    script = bench_recipes()
+    runs = [{"family": "dcgan", "minutes": 10.0, "seed": 0, "arm": arm, "steps": steps, "fid": fid, "kid": 0.1,
+             "frozen_steps": frozen} for arm, steps, fid, frozen in
+            [("baseline", 1600, 180.0, 900), ("now", 1500, 100.0, 0), ("now lr=1", 1500, 50.0, 0)]]
+    runs.append({"family": "wgan", "minutes": 10.0, "seed": 0, "arm": "now", "steps": 10, "fid": 300.0, "kid": 0.3,
+                 "frozen_steps": 0})
+    path = tmp_path / "recipes.json"
+    path.write_text(json.dumps({"runs": runs}))
+    table = script.render(path)
+    rows = [line for line in table.splitlines() if line.startswith("| dcgan") or line.startswith("| wgan")]
+    assert len(rows) == 1, table  # a candidate (`now lr=1`) and a run without its baseline are left out
+    assert "0.56 (0.6, met)" in rows[0] and "900 / 0 steps" in rows[0]
+
+
+def test_the_readme_shows_the_results_file():
+    script = bench_recipes()
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(script.BEGIN, 1)[1].split(script.END, 1)[0].strip()
+    assert block == script.render(script.RESULTS), "run `python benchmarks/bench_recipes.py --render`"
