@@ -316,3 +316,22 @@ def test_style_and_feature_terms_train(tmp_path):
     assert torch.isfinite(running["G/style"]) and running["G/style"] > 0
     expected = running["G/adv"] + trainer.cfg.lambda_cyc * running["G/cycle"] + 2.0 * running["G/style"]
     assert torch.allclose(running["G/loss"], expected, rtol=1e-5)
+
+
+def test_cyclegan_between_two_real_digit_styles_reports_the_digit_kept_beside_its_inputs(tmp_path):
+    from ganforge.data import held_out
+    from ganforge.metrics.digits import digit_metrics
+
+    summary = ganforge.train("cyclegan", data="mnist5k-optdigits", out=str(tmp_path), steps=20, batch_size=4,
+                             progress=False, set=[*TINY["cyclegan"], "log.every=10", "sample.every=0", "eval.every=0",
+                                                  "eval.n=200", "checkpoint.every=0"])
+    m = summary["metrics"]
+    # 200 of the 300 held-out scans and 200 of the 1,000 held-out MNIST digits, each side spread over its classes
+    test = held_out("mnist5k-optdigits")
+    a, b = torch.arange(200) * 300 // 200, torch.arange(200) * 1000 // 200
+    scans, mnist = digit_metrics(test.images[a], test.labels[a]), digit_metrics(test.images_b[b], test.labels_b[b])
+    assert m["a2b_acc_input"] == pytest.approx(scans["accuracy"], abs=1e-4)
+    assert m["a2b_cfd_input"] == pytest.approx(scans["cfd"], rel=1e-3)
+    assert m["b2a_acc_input"] == pytest.approx(mnist["accuracy"], abs=1e-4) and mnist["accuracy"] > 0.95
+    assert 0 <= m["a2b_acc"] <= 1 and 0 <= m["b2a_acc"] <= 1 and m["a2b_cfd"] > 0
+    assert "b2a_cfd" not in m  # B->A makes scans: MNIST's classifier features say nothing of their look

@@ -105,6 +105,26 @@ def test_sr4_inputs_are_the_downsampled_targets_and_inpaint_holes_are_marked():
     assert share.min() >= (7 * 7) / 784 - 1e-6 and share.max() <= (14 * 14) / 784 + 1e-6
 
 
+def test_optdigits_task_pairs_two_real_styles_with_labels_on_both_held_out_sides():
+    from ganforge.data.optdigits import _arrays, framed
+    from ganforge.metrics.digits import digit_metrics
+
+    data = load_derived("mnist5k-optdigits")
+    assert not data.paired and data.labels is None and data.labels_b is None  # the training sides are unconditional
+    assert data.images.shape == (1497, 1, 28, 28) and torch.equal(data.images_b, mnist5k("train").images)
+    test = load_derived("mnist5k-optdigits", "test")
+    assert not test.paired and len(test) == 300 and len(test.images_b) == 1000
+    assert test.labels.bincount().tolist() == [30] * 10 and torch.equal(test.labels_b, mnist5k("test").labels)
+    # the scans are 8 x 8 counts 0-16 framed as MNIST frames its digits: a 20-px box in the middle of 28 px
+    counts, labels, held_out = _arrays()
+    assert counts.shape == (1797, 8, 8) and counts.max() == 16 and held_out.sum() == 300
+    assert test.images[:, :, :4].max() == 0 and test.images[:, :, 24:].max() == 0
+    assert torch.equal(framed(torch.from_numpy(counts[held_out])), test.images)
+    # the same digits in another hand: the MNIST classifier reads most of them, far from all (it reads MNIST at 99%)
+    reading = digit_metrics(test.images, test.labels)["accuracy"]
+    assert 0.5 < reading < 0.9
+
+
 # --- folder layouts ----------------------------------------------------------------------------------
 
 def test_cyclegan_layout_is_unpaired_with_its_own_channels(tmp_path):

@@ -30,6 +30,7 @@ class ImageData:
     labels: Optional[torch.Tensor] = None  # (N,) int64 class index
     classes: List[str] = field(default_factory=list)
     images_b: Optional[torch.Tensor] = None  # (M, C, H, W) uint8, the second domain
+    labels_b: Optional[torch.Tensor] = None  # (M,) int64 class index of the second domain's images, when unpaired
     paired: bool = False
     attributes: Optional[torch.Tensor] = None  # (N, K) float {0, 1}
     attribute_names: List[str] = field(default_factory=list)

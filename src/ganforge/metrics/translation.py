@@ -4,7 +4,8 @@ sets of `Translated`, models/base.py), compared with what it should have made.
 - ``psnr``: peak signal-to-noise ratio against the targets, over all of the set's pixels; ``l1``: their mean
   absolute difference;
 - ``cfd``, ``acc``: the digit classifier's Fréchet distance to the held-out digits and the share of outputs
-  read as their source's digit (metrics/digits.py), on a grey reading of the outputs;
+  read as their source's digit (metrics/digits.py), on a grey reading of the outputs; beside them, NAME_cfd_input
+  and NAME_acc_input of the untouched inputs, read the same way: where the translation started;
 - ``attributes``: the share of outputs whose changed attribute the attribute classifier reads as asked
   (NAME_acc), and whose every attribute it does (NAME_all) (StarGAN's test, section 4.5);
 - ``fid``: the Fréchet Inception Distance of the outputs to the targets (NAME_fid) and, beside it, of the
@@ -55,7 +56,8 @@ def translation_figures(made: Dict[str, Translated]) -> Dict[str, float]:
         if "attributes" in t.figures:
             figures.update(attribute_figures(t, prefix))
         if "cfd" in t.figures or "acc" in t.figures:
-            figures.update({k: v for k, v in digit_figures(t, prefix).items() if k[len(prefix):] in t.figures})
+            figures.update({k: v for k, v in digit_figures(t, prefix).items()
+                            if k[len(prefix):].removesuffix("_input") in t.figures})
         if "fid" in t.figures and available():
             figures.update(fid_figures(t, prefix))
     return figures
@@ -73,20 +75,27 @@ def fid_figures(t: Translated, prefix: str = "") -> Dict[str, float]:
 
 
 def digit_figures(t: Translated, prefix: str = "") -> Dict[str, float]:
-    """cFD against the held-out digits and the share read as their source's digit, of the set's grey reading;
-    {} without labels, or for colour outputs read as "grey"."""
+    """cFD against the held-out digits and the share read as their source's digit, of the set's grey reading, and
+    the same of its inputs (NAME_cfd_input, NAME_acc_input) when it has them; {} without labels, or for colour
+    outputs read as "grey"."""
     if t.labels is None:
         return {}
-    if t.digit == "ink":
-        images = ink(t.outputs)
-    elif t.digit == "luma" and t.outputs.shape[1] != 1:
-        images = grey_digits(t.outputs)
-    elif t.outputs.shape[1] == 1:
-        images = t.outputs
-    else:
-        return {}
-    m = digit_metrics(images.cpu(), t.labels.cpu())
-    return {f"{prefix}cfd": float(m["cfd"]), f"{prefix}acc": float(m["accuracy"])}
+    figures: Dict[str, float] = {}
+    for images, suffix in ((t.outputs, ""), (t.inputs, "_input")):
+        grey = None if images is None else _digit_reading(images, t.digit)
+        if grey is not None:
+            m = digit_metrics(grey.cpu(), t.labels.cpu())
+            figures.update({f"{prefix}cfd{suffix}": float(m["cfd"]), f"{prefix}acc{suffix}": float(m["accuracy"])})
+    return figures if f"{prefix}acc" in figures else {}
+
+
+def _digit_reading(images: torch.Tensor, digit: str):
+    """The grey digits the classifier reads in images (see Translated.digit); None where it reads none."""
+    if digit == "ink":
+        return ink(images)
+    if digit == "luma" and images.shape[1] != 1:
+        return grey_digits(images)
+    return images if images.shape[1] == 1 else None
 
 
 def attribute_figures(t: Translated, prefix: str = "") -> Dict[str, float]:

@@ -94,7 +94,8 @@ class Verdict:
 class Translated:
     """Outputs an image-to-image model made from held-out inputs, and what the quality figures compare them with
     (metrics/translation.py). `figures` names those that apply; a set named NAME reports psnr_NAME and l1_NAME
-    (the pixels against `targets`), NAME_cfd and NAME_acc (the digit read in the outputs against `labels`),
+    (the pixels against `targets`), NAME_cfd and NAME_acc (the digit read in the outputs against `labels`; with
+    `inputs`, NAME_cfd_input and NAME_acc_input read in them),
     for "attributes", NAME_acc and NAME_all (the attributes read against `asked`) and, for "fid", NAME_fid (the
     outputs against the targets in Inception space) beside NAME_fid_input (the untouched `inputs` against them);
     a set named "" the bare names."""

@@ -143,7 +143,8 @@ class CycleGAN(ImageToImageModel):
     def translations(self, test, nets=None) -> Dict[str, Translated]:
         """Both directions on held-out data: the cycle reconstructions against the inputs and, for paired data,
         each direction's outputs against their pairs, with the digit they should keep (a colour digit on its
-        textured background read by its luma)."""
+        textured background read by its luma); for unpaired labelled digits, the digit each output keeps and its
+        distance to the other side's digits."""
         G, F = self.net("G", nets), self.net("F", nets)
         batch = _as_batch(test, self.G)
         x, y = batch["image"], batch["image_b"]
@@ -154,4 +155,9 @@ class CycleGAN(ImageToImageModel):
             judged = ("cfd", "acc") if test.labels is not None else ("fid",)
             made["a2b"] = Translated(fake_y, ("psnr", *judged), targets=y, labels=test.labels, digit="luma", inputs=x)
             made["b2a"] = Translated(fake_x, ("psnr", *judged), targets=x, labels=test.labels, digit="luma", inputs=y)
+        elif test.labels is not None and test.labels_b is not None:
+            # unpaired digits of two real styles (mnist5k-optdigits, B = MNIST): each output should keep its input's
+            # digit; a2b's cFD (to MNIST's held-out digits) says how far it took MNIST's look, from its inputs' cFD
+            made["a2b"] = Translated(fake_y, ("cfd", "acc"), labels=test.labels, inputs=x)
+            made["b2a"] = Translated(fake_x, ("acc",), labels=test.labels_b, inputs=y)
         return made
