@@ -17,6 +17,7 @@ class ACGAN(DCGAN):
     capabilities = DCGAN.capabilities | {Capability.CLASSIFY}
     # DCGAN's networks and small-data recipe (it beat batch norm with Adam beta1 0.5 on mnist5k), the paper's batch
     defaults = {**DCGAN.defaults, "batch_size": 100}
+    recipe = ()  # DCGAN's rungs were measured on dcgan alone: this family keeps its defaults at every size
     # appendix, CIFAR-10 set-up: batch norm in D, Adam 2e-4 (0.5, 0.999), no EMA
     paper_settings = {
         "d_norm": "batch", "ema.beta": 0.0,

@@ -23,6 +23,7 @@ class WGANGP(DCGAN):
         "batch_size": 64,
         "optim": {"G": {**PAPER_ADAM, "lr": 2e-3, "betas": [0.0, 0.99]}, "D": {**PAPER_ADAM, "lr": 4e-3, "betas": [0.0, 0.99]}},
     }
+    recipe = ()  # DCGAN's rungs were measured on dcgan alone: this family keeps its defaults at every size
     # the authors' MNIST script (gan_mnist.py): 5 critic steps, Adam 1e-4 (0.5, 0.9), batch 50, DIM 64, z of 128
     paper_settings = {
         "n_critic": 5, "batch_size": 50, "width": 64, "z_dim": 128, "ema.beta": 0.0,
