@@ -335,3 +335,28 @@ def test_cyclegan_between_two_real_digit_styles_reports_the_digit_kept_beside_it
     assert m["b2a_acc_input"] == pytest.approx(mnist["accuracy"], abs=1e-4) and mnist["accuracy"] > 0.95
     assert 0 <= m["a2b_acc"] <= 1 and 0 <= m["b2a_acc"] <= 1 and m["a2b_cfd"] > 0
     assert "b2a_cfd" not in m  # B->A makes scans: MNIST's classifier features say nothing of their look
+
+
+def test_cyclegan_low_frequency_term_compares_shrunk_inputs_and_translations(tmp_path):
+    data = subset("mnist5k-edges")
+    data.paired = False
+    cfg = api.resolve_config("cyclegan", sets=[*FAST, *TINY["cyclegan"], "lambda_low=3", "low_factor=4"],
+                             out=str(tmp_path), steps=1, batch_size=4)
+    model = Trainer(cfg, tmp_path, progress=False, data=data).model
+    from ganforge.data.base import to_float
+
+    x, y = to_float(data.images_b[:4]), to_float(data.images[:4])
+    plain = model.step("G", {"image": x, "image_b": y}, StepContext(step=0))
+    with torch.no_grad():
+        shrink = lambda t: torch.nn.functional.avg_pool2d(t, 4)  # noqa: E731  (28 px -> 7 px)
+        low = (shrink(model.G(x)) - shrink(x)).abs().mean() + (shrink(model.F(y)) - shrink(y)).abs().mean()
+    assert torch.allclose(plain["low"], low, atol=1e-6) and low > 0
+    cfg_off = api.resolve_config("cyclegan", sets=[*FAST, *TINY["cyclegan"]], out=str(tmp_path / "off"), steps=1, batch_size=4)
+    off = Trainer(cfg_off, tmp_path / "off", progress=False, data=data).model
+    off.load_state_dict(model.state_dict())
+    without = off.step("G", {"image": x, "image_b": y}, StepContext(step=0))
+    assert "low" not in without and torch.allclose(plain["loss"], without["loss"] + 3 * low, atol=1e-5)
+    # grey digits <-> colour digits: no one channel count to compare in
+    with pytest.raises(UserError, match="lambda_low compares each input"):
+        ganforge.train("cyclegan", data="mnist5k-colored", out=str(tmp_path / "c"), steps=1, progress=False,
+                       set=[*TINY["cyclegan"], "lambda_low=1"])

@@ -50,6 +50,11 @@ class CycleGAN(ImageToImageModel):
         "lambda_cyc": 10.0,  # lambda, eq. 3 (section 4)
         "lambda_id": 0.5,  # identity weight as a fraction of lambda_cyc: 0.5 * lambda (section 5.2)
         "style_weight": 0.0,  # optional Gram-matrix style loss of G(x) against real Y images
+        # optional low-frequency content term: L1 between each input and its translation, both box-filtered and
+        # shrunk by low_factor, so that the layout is kept while the GAN rewrites the finer detail (the frequency
+        # separation of Fritsche et al. 2019); 0 = off, as in the paper
+        "lambda_low": 0.0,
+        "low_factor": 4,
         "pool_size": 50,  # the history buffer (section 4)
         "loss": "lsgan",  # least-squares GAN loss (section 4)
         "batch_size": 4,  # keeps a CPU busier for the same result per image
@@ -67,6 +72,8 @@ class CycleGAN(ImageToImageModel):
         super().check_config(cfg)
         if cfg.pool_size < 0:
             raise UserError(f"pool_size must be >= 0, got {cfg.pool_size}")
+        if cfg.lambda_low < 0 or cfg.low_factor < 1:
+            raise UserError(f"lambda_low must be >= 0 and low_factor at least 1, got {cfg.lambda_low} and {cfg.low_factor}")
 
     def __init__(self, cfg, info: Dict):
         super().__init__(cfg, info)
@@ -83,6 +90,9 @@ class CycleGAN(ImageToImageModel):
         self.pool_X = ImagePool(cfg.pool_size, (cx, self.size, self.size))
         self.pool_Y = ImagePool(cfg.pool_size, (cy, self.size, self.size))
         self.identity = cfg.lambda_id > 0 and cx == cy
+        if cfg.lambda_low > 0 and cx != cy:
+            raise UserError(f"lambda_low compares each input with its translation, so both domains need one channel count; "
+                            f"'{info['name']}' has {cx} and {cy}")
 
     def phases(self):
         return [Phase("G", new_batch=True, frozen=("D",)), Phase("D")]
@@ -104,12 +114,20 @@ class CycleGAN(ImageToImageModel):
             identity = losses.l1(self.G(y), y) + losses.l1(self.F(x), x)
             loss = loss + self.cfg.lambda_cyc * self.cfg.lambda_id * identity
             out["identity"] = identity.detach()
+        if self.cfg.lambda_low:
+            low = losses.l1(self.low(fake_y), self.low(x)) + losses.l1(self.low(fake_x), self.low(y))
+            loss = loss + self.cfg.lambda_low * low
+            out["low"] = low.detach()
         if self.cfg.style_weight:
             style = self.style_term(fake_y, y) + self.style_term(fake_x, x)
             loss = loss + self.cfg.style_weight * style
             out["style"] = style.detach()
         ctx.cache["fakes"] = (fake_x.detach(), fake_y.detach())  # the D phase's fakes: no generator runs again
         return {"loss": loss, **out}
+
+    def low(self, images: Tensor) -> Tensor:
+        """The low frequencies the content term compares: a low_factor x low_factor box filter, decimated."""
+        return torch.nn.functional.avg_pool2d(images, self.cfg.low_factor, ceil_mode=True)
 
     def d_step(self, batch, ctx):
         x, y = batch["image"], batch["image_b"]
