@@ -4,6 +4,8 @@ same training minutes, today's code beside an earlier commit's, scored alike.
     python benchmarks/bench_recipes.py                   # the plan, no training (as `ganforge bench` runs it)
     python benchmarks/bench_recipes.py --run [--families stylegan dcgan] [--seeds 0] [--baseline REF] [--n 1000]
     python benchmarks/bench_recipes.py --render          # the README table from the results file
+    python benchmarks/bench_recipes.py --run --families dcgan --arms now --set batch_size=32 \
+        --results benchmarks/results/recipes_candidates.json --scratch runs/bench_recipes_candidates   # a candidate
 
 The targets: stylegan trained for 20 minutes reaches at most half the FID that the baseline's defaults reach in the
 same 20 minutes; dcgan, lsgan, wgan and wgan-gp, 10 minutes each, at most 0.6 times the baseline's; and no stretch
