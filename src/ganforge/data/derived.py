@@ -126,7 +126,6 @@ class Task(NamedTuple):
     labels_b: Optional[torch.Tensor] = None  # the digit of each B image, for an unpaired test split
 
 
-
 def _edges(split: str):
     digits, labels = _digits(split)
     return Task(edge_map(digits), digits, True, labels)

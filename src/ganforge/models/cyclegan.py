@@ -161,8 +161,8 @@ class CycleGAN(ImageToImageModel):
     def translations(self, test, nets=None) -> Dict[str, Translated]:
         """Both directions on held-out data: the cycle reconstructions against the inputs and, for paired data,
         each direction's outputs against their pairs, with the digit they should keep (a colour digit on its
-        textured background read by its luma); for unpaired labelled digits, the digit each output keeps and its
-        distance to the other side's digits."""
+        textured background read by its luma); for unpaired labelled digits, the digit each output keeps and, A->B,
+        how far it lies from MNIST's digits."""
         G, F = self.net("G", nets), self.net("F", nets)
         batch = _as_batch(test, self.G)
         x, y = batch["image"], batch["image_b"]
