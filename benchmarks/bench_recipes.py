@@ -67,13 +67,13 @@ def baseline_tree(ref: str, folder: Path) -> Path:
     return tree
 
 
-def ganforge(source: Path, *args: str) -> List[str]:
+def ganforge(*args: str) -> List[str]:
+    """A `ganforge` command line; which checkout runs it is env_for's PYTHONPATH."""
     return [sys.executable, "-m", "ganforge", *args]
 
 
 def env_for(source: Path) -> Dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(source / "src"), OMP_NUM_THREADS="1")
-    return env
+    return dict(os.environ, PYTHONPATH=str(source / "src"), OMP_NUM_THREADS="1")
 
 
 def frozen_steps(metrics: Path, loss_kind: str) -> int:
@@ -112,7 +112,7 @@ def train_pair(family: str, minutes: float, seed: int, data: Path, arms: Dict[st
             print(f"[{family} {arm}] kept {run}", flush=True)
             continue
         sets = ["threads=1", *(["eval.every=0", *extra] if arm == "now" else [])]
-        argv = ganforge(source, "train", family, "--data", str(data), "--minutes", f"{minutes:g}", "--seed",
+        argv = ganforge("train", family, "--data", str(data), "--minutes", f"{minutes:g}", "--seed",
                         str(seed), "--out", str(run), "--quiet", "--set", *sets)
         print(f"[{family} {arm}] {' '.join(argv[2:])}", flush=True)
         procs[arm] = subprocess.Popen(argv, cwd=source, env=env_for(source), stdout=subprocess.PIPE,
@@ -134,7 +134,7 @@ def score(family: str, arm: str, source: Path, run: Path, real: np.ndarray, n: i
 
     samples = run / f"samples-{n}.npz"
     if not samples.is_file():
-        subprocess.run(ganforge(source, "sample", str(run), "--n", str(n), "--seed", str(seed), "--npz",
+        subprocess.run(ganforge("sample", str(run), "--n", str(n), "--seed", str(seed), "--npz",
                                 str(samples)), cwd=source, env=env_for(source), check=True, capture_output=True)
     with np.load(samples) as d:
         fake = d["images"]

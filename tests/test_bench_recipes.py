@@ -1,24 +1,17 @@
 """benchmarks/bench_recipes.py: how it reads a run's losses, and that the README shows its results file."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
+from support_scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "bench_recipes.py"
 
 
 def bench_recipes():
-    name = "ganforge_bench_recipes_script"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_script("bench_recipes")
 
 
 def write_losses(path: Path, d_losses) -> Path:
