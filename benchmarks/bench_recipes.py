@@ -9,8 +9,8 @@ same training minutes, today's code beside an earlier commit's, scored alike.
 
 The targets: stylegan trained for 20 minutes reaches at most half the FID that the baseline's defaults reach in the
 same 20 minutes; dcgan, lsgan, wgan and wgan-gp, 10 minutes each, at most 0.6 times the baseline's; and no stretch
-of hundreds of steps with D's loss frozen at the value of a D that answers the same to everything (2 ln 2 for the
-logistic losses, 1/4 for the least-squares one, 0 for the Wasserstein one).
+of hundreds of steps with the losses frozen at the values of a D that answers the same to everything (D's 2 ln 2
+and G's ln 2 for the logistic losses, 1/4 and 1/8 for the least-squares one, D's 0 for the Wasserstein one).
 
 Both arms read the same npz (openmoji's training split drawn at 64 px on white) and train at the same time, one
 thread each, so that the machine's drifting speed hits both alike. The baseline runs from a git worktree of
@@ -41,9 +41,16 @@ SIZE = 64
 # family -> (training minutes, the largest FID ratio now / baseline the issue accepts)
 TARGETS = {"stylegan": (20.0, 0.5), "dcgan": (10.0, 0.6), "lsgan": (10.0, 0.6), "wgan": (10.0, 0.6),
            "wgan-gp": (10.0, 0.6)}
-# D's loss when it answers the same to real and fake (the losses in ganforge/losses.py): what "frozen" means
-CHANCE = {"nonsaturating": 2 * math.log(2), "minimax": 2 * math.log(2), "lsgan": 0.25, "wasserstein": 0.0}
-FROZEN_TOL = 0.02
+# "Frozen": D answers the same to everything and nothing learns, so D's and G's losses sit at their chance values
+# (the losses in ganforge/losses.py). The band is one width in D's answers for every loss: each within 0.005 of
+# indifference (probability 1/2 for the logistic losses, score 1/2 for the least-squares one), which moves the
+# logistic D loss by 4 x 0.005 and G's by 2 x 0.005, the least-squares D loss by 0.005 and G's by 0.0025.
+# A Wasserstein critic has no indifferent score: its loss is 0 when it cannot tell (within 0.02), G's has no chance value.
+# loss -> (D's chance loss, band, G's chance loss or None, band)
+CHANCE = {"nonsaturating": (2 * math.log(2), 0.02, math.log(2), 0.01),
+          "minimax": (2 * math.log(2), 0.02, -math.log(2), 0.01),
+          "lsgan": (0.25, 0.005, 0.125, 0.0025),
+          "wasserstein": (0.0, 0.02, None, 0.0)}
 BEGIN = "<!-- recipes: begin (written by `python benchmarks/bench_recipes.py --render` from benchmarks/results/recipes.json) -->"
 END = "<!-- recipes: end -->"
 
@@ -77,12 +84,12 @@ def env_for(source: Path) -> Dict[str, str]:
 
 
 def frozen_steps(metrics: Path, loss_kind: str) -> int:
-    """The longest stretch of steps over which every logged D loss lies within FROZEN_TOL of its chance value."""
-    chance = CHANCE[loss_kind]
+    """The longest stretch of steps over which every logged D and G loss lies in its band around chance (CHANCE)."""
+    d_chance, d_band, g_chance, g_band = CHANCE[loss_kind]
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if '"train"' in line]
     longest, start = 0, None
     for row in rows:
-        if abs(row["D/loss"] - chance) < FROZEN_TOL:
+        if abs(row["D/loss"] - d_chance) < d_band and (g_chance is None or abs(row["G/loss"] - g_chance) < g_band):
             start = row["step"] if start is None else start
             longest = max(longest, row["step"] - start)
         else:

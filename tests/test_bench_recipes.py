@@ -14,14 +14,15 @@ def bench_recipes():
     return load_script("bench_recipes")
 
 
-def write_losses(path: Path, d_losses) -> Path:
-    rows = [{"kind": "train", "step": 25 * (i + 1), "D/loss": d, "G/loss": 1.0} for i, d in enumerate(d_losses)]
+def write_losses(path: Path, d_losses, g_losses=None) -> Path:
+    g_losses = g_losses or [math.log(2)] * len(d_losses)
+    rows = [{"kind": "train", "step": 25 * (i + 1), "D/loss": d, "G/loss": g} for i, (d, g) in enumerate(zip(d_losses, g_losses))]
     rows.insert(3, {"kind": "eval", "step": 75, "fid": 100.0})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
 
-def test_frozen_steps_is_the_longest_stretch_at_the_chance_loss(tmp_path):
+def test_frozen_steps_is_the_longest_stretch_with_both_losses_at_chance(tmp_path):
     script = bench_recipes()
     chance = 2 * math.log(2)
     # steps 25..100 moving, 125..400 at chance (a stretch of 275 steps), one move, 450..500 at chance (50 steps)
@@ -30,7 +31,21 @@ def test_frozen_steps_is_the_longest_stretch_at_the_chance_loss(tmp_path):
     assert script.frozen_steps(metrics, "nonsaturating") == 275
     # the least-squares loss has another chance value: the same numbers are not frozen for it
     assert script.frozen_steps(metrics, "lsgan") == 0
+    # D at chance while G's loss moves is not frozen: G still hears something from D
+    g_moving = [math.log(2) + 0.05 * (i % 2) for i in range(len(losses))]
+    assert script.frozen_steps(write_losses(tmp_path / "g.jsonl", losses, g_moving), "nonsaturating") == 0
     assert script.frozen_steps(write_losses(tmp_path / "w.jsonl", [0.3, 0.001, -0.004, 0.5]), "wasserstein") == 25
+
+
+def test_the_least_squares_band_is_as_wide_in_d_answers_as_the_logistic_one(tmp_path):
+    script = bench_recipes()
+    # D answering 0.5 + e to real and 0.5 - e to fake: the logistic loss (probabilities) and the least-squares
+    # loss (scores) at the same e count as frozen alike, just inside the band and just outside it
+    for e, frozen in [(0.004, True), (0.007, False)]:
+        logistic = ([-2 * math.log(0.5 + e)] * 8, [-math.log(0.5 - e)] * 8)
+        least_squares = ([(0.5 - e) ** 2] * 8, [0.5 * (0.5 + e) ** 2] * 8)
+        assert (script.frozen_steps(write_losses(tmp_path / "l.jsonl", *logistic), "nonsaturating") > 0) == frozen
+        assert (script.frozen_steps(write_losses(tmp_path / "s.jsonl", *least_squares), "lsgan") > 0) == frozen
 
 
 def test_render_pairs_each_run_with_its_baseline_and_says_whether_the_target_is_met(tmp_path):
