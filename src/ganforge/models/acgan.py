@@ -6,6 +6,7 @@ from ganforge.data.catalogue import Kind
 from ganforge.models.base import Capability
 from ganforge.models.registry import register
 from ganforge.models.dcgan import DCGAN
+from ganforge.models.recipe import Rung
 
 
 @register
@@ -17,7 +18,10 @@ class ACGAN(DCGAN):
     capabilities = DCGAN.capabilities | {Capability.CLASSIFY}
     # DCGAN's networks and small-data recipe (it beat batch norm with Adam beta1 0.5 on mnist5k), the paper's batch
     defaults = {**DCGAN.defaults, "batch_size": 100}
-    recipe = ()  # DCGAN's rungs were measured on dcgan alone: this family keeps its defaults at every size
+    # DCGAN's networks and optimisers, so DCGAN's colour rung: more, smaller steps in the same minutes
+    recipe = (Rung(32, why="tuned on mnist5k (the quality table)"),
+              Rung(256, {"batch_size": 16}, why="DCGAN's colour rung, checked on mnist5k-attrs' colour digits at 64 px "
+                                                "(benchmarks/bench_recipes.py)"))
     # appendix, CIFAR-10 set-up: batch norm in D, Adam 2e-4 (0.5, 0.999), no EMA
     paper_settings = {
         "d_norm": "batch", "ema.beta": 0.0,

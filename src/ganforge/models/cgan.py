@@ -13,6 +13,7 @@ from ganforge.models.base import Capability
 from ganforge.models.registry import register
 from ganforge.models.dcgan import DCGAN, check_conv_settings, conv_networks
 from ganforge.models.gan import GAN
+from ganforge.models.recipe import Rung
 
 
 @register
@@ -32,6 +33,10 @@ class CGAN(GAN):
         "optim": DCGAN.defaults["optim"],
         "ema": DCGAN.defaults["ema"],
     }
+    # the conv networks take DCGAN's colour rung too: more, smaller steps in the same minutes
+    recipe = (Rung(32, why="tuned on mnist5k (the quality table)"),
+              Rung(256, {"batch_size": 16}, why="DCGAN's colour rung, checked on mnist5k-attrs' colour digits at 64 px "
+                                                "(benchmarks/bench_recipes.py)"))
     # section 4.1 (MNIST): MLPs, SGD 0.1 with momentum 0.5, batch 100, dropout 0.5
     paper_settings = {
         "networks": "mlp", "batch_size": 100, "ema.beta": 0.0, "dropout": 0.5,
