@@ -244,3 +244,16 @@ def test_settings_are_checked_by_name():
     with pytest.raises(UserError, match="cyclegan does not use 'augment'"):
         api.resolve_config("cyclegan", sets=["augment.policy=ada"])
     assert config.TRAINER_DEFAULTS["augment"]["policy"] == ""  # off unless asked for
+
+
+def test_stylegan_takes_ada_from_its_colour_rung_and_none_turns_it_off():
+    colour = {"size": 64, "channels": 3, "count": 1674}
+    assert api.resolve_config("stylegan", image={**colour, "size": 28}).augment.policy == ""  # digits: off
+    assert build_augment(api.resolve_config("stylegan", image=colour).augment).adaptive
+    off = api.resolve_config("stylegan", image=colour, sets=["augment.policy=none"])
+    pipe = build_augment(off.augment)
+    assert not pipe.adaptive and not pipe.active
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.equal(pipe(x), x)
+    with pytest.raises(UserError, match="or none"):
+        build_augment(api.resolve_config("dcgan", sets=["augment.policy=colour"]).augment)

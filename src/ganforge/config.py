@@ -50,7 +50,8 @@ TRAINER_DEFAULTS: Dict[str, Any] = {
     "ema": {"beta": 0.0, "start": 0},  # exponential moving average of G; beta 0 turns it off
     # differentiable augmentation of D's inputs: DiffAugment's color,translation,cutout (Zhao 2020), applied to a
     # share p of the images (null: all); or ada (Karras 2020), whose p starts at p (null: 0) and every `interval`
-    # D steps moves by (images seen) / speed towards E[sign D(real)] = target; interval 0 holds p fixed
+    # D steps moves by (images seen) / speed towards E[sign D(real)] = target; interval 0 holds p fixed; none (or
+    # empty): off
     "augment": {"policy": "", "p": None, "target": 0.6, "interval": 4, "speed": 500000.0},
     # a metrics.jsonl record every `every` steps; tensorboard: auto | true | false, event files beside it (auto: when
     # the tensorboard package is installed)

@@ -7,6 +7,8 @@ Draws use torch's global RNG, which checkpoints save.
 """
 from __future__ import annotations
 
+from typing import List
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -16,6 +18,13 @@ from ganforge.nn.ada import AdaptiveAugment
 
 POLICIES = ("color", "translation", "cutout")
 ADA = "ada"
+OFF = "none"  # no augmentation, as the empty policy: how a user turns off what a family's recipe turns on
+
+
+def policy_ops(policy: str) -> List[str]:
+    """The augmentations a policy names: 'color,translation' -> ['color', 'translation']; 'none' or '' -> []."""
+    ops = [s.strip() for s in policy.split(",") if s.strip()]
+    return [] if ops == [OFF] else ops
 
 
 def _color(x: torch.Tensor) -> torch.Tensor:
@@ -62,10 +71,11 @@ class DiffAugment(nn.Module):
 
     def __init__(self, policy: str = "", p: float = 1.0):
         super().__init__()
-        self.ops = [s.strip() for s in policy.split(",") if s.strip()]
+        self.ops = policy_ops(policy)
         for op in self.ops:
             if op not in _OPS:
-                raise UserError(f"augment.policy: unknown augmentation '{op}'; choose from {', '.join(POLICIES)}, or {ADA} alone")
+                raise UserError(f"augment.policy: unknown augmentation '{op}'; choose from {', '.join(POLICIES)}, "
+                                f"or {ADA} alone, or {OFF}")
         if not 0.0 <= p <= 1.0:
             raise UserError(f"augment.p must be in [0, 1], got {p}")
         self.p = p
@@ -90,7 +100,7 @@ def build_augment(settings, threshold: float = 0.0):
     """The augmentation a config's `augment` section asks for: DiffAugment's policies, or ADA ("ada"), whose
     p starts at augment.p (0 when unset) and adapts to D's outputs on reals about `threshold`."""
     settings = settings or {"policy": ""}
-    ops = [s.strip() for s in settings["policy"].split(",") if s.strip()]
+    ops = policy_ops(settings["policy"])
     p = settings.get("p")
     if ADA not in ops:
         return DiffAugment(settings["policy"], 1.0 if p is None else p)  # each image augmented unless p says otherwise

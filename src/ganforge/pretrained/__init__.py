@@ -67,7 +67,8 @@ CATALOGUE: Dict[str, Pretrained] = {entry.name: entry for entry in (
     Pretrained("stylegan-mnist5k", "stylegan", "mnist5k", 5590),
     Pretrained("infogan-mnist5k", "infogan", "mnist5k", 3000),
     Pretrained("dcgan-openmoji64", "dcgan", "openmoji", 6000, size=64, sets=("batch_size=64",)),  # trained before the batch-16 rung
-    Pretrained("stylegan-openmoji64", "stylegan", "openmoji", 6000, size=64),
+    # trained before the colour rung took batch 16 and ADA
+    Pretrained("stylegan-openmoji64", "stylegan", "openmoji", 6000, size=64, sets=("batch_size=32", "augment.policy=none")),
     # U-Net width 16: at the default 32 its generator alone is 8.3 MB in fp16
     Pretrained("pix2pix-edges", "pix2pix", "mnist5k-edges", 1500, sets=("width=16",)),
     Pretrained("cyclegan-colored", "cyclegan", "mnist5k-colored", 4000),
