@@ -13,11 +13,12 @@ and acgan on a labelled colour set (mnist5k-attrs' colour digits enlarged to 64 
 of hundreds of steps with the losses frozen at the values of a D that answers the same to everything (D's 2 ln 2
 and G's ln 2 for the logistic losses, 1/4 and 1/8 for the least-squares one, D's 0 for the Wasserstein one).
 
-Both arms read the same npz (openmoji's training split drawn at 64 px on white, or the colour digits) and train at the same time, one
-thread each, so that the machine's drifting speed hits both alike. The baseline runs from a git worktree of
---baseline (by default 388feb9, the last commit before colour data and recipes), its own `ganforge train` and
-`ganforge sample`; each arm's final generator writes --n samples with its own code, and this checkout scores both
-sets the same way: FID and KID (standard Inception) against a fixed --n of the training images.
+Both arms read the same npz (openmoji's training split drawn at 64 px on white, or the colour digits) and train at
+the same time, one thread each, so that the machine's drifting speed hits both alike (`--arms` runs one of them).
+The baseline runs from a git worktree of --baseline (by default 388feb9, the last commit before colour data and
+recipes), its own `ganforge train` and `ganforge sample`; each arm's final generator writes --n samples with its
+own code, and this checkout scores both sets the same way: FID and KID (standard Inception) against a fixed --n of
+the training images.
 Results merge into benchmarks/results/recipes.json per (family, minutes, seed, arm).
 """
 from __future__ import annotations
