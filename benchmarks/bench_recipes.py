@@ -31,8 +31,9 @@ import platform
 import subprocess
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -89,6 +90,14 @@ def write_data(folder: Path, name: str) -> Path:
         arrays = {"images": images.permute(0, 2, 3, 1).numpy(), **({"labels": labels} if labels is not None else {})}
         np.savez(path, **arrays)
     return path
+
+
+@lru_cache(maxsize=None)
+def training_set(folder: Path, name: str) -> Tuple[Path, np.ndarray]:
+    """The npz a family trains on and its images, the real side of the scores (read once per data set)."""
+    path = write_data(folder, name)
+    with np.load(path) as d:
+        return path, d["images"]
 
 
 def baseline_tree(ref: str, folder: Path) -> Path:
@@ -253,9 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for seed in args.seeds:
         for family in args.families:
             minutes = args.minutes or TARGETS[family][0]
-            data = write_data(args.scratch, TARGETS[family][2])
-            with np.load(data) as d:
-                real = d["images"]
+            data, real = training_set(args.scratch, TARGETS[family][2])
             runs = train_pair(family, minutes, seed, data, arms, args.scratch, args.set)
             records = []
             for arm, run in runs.items():

@@ -23,7 +23,7 @@ from ganforge import losses
 from ganforge.data.catalogue import Kind
 from ganforge.errors import UserError
 from ganforge.models.recipe import Rung
-from ganforge.nn.augment import build_augment
+from ganforge.nn.augment import ADA, build_augment, policy_ops
 
 Tensor = torch.Tensor
 
@@ -201,7 +201,7 @@ class GANModel(nn.Module):
         if cfg.loss not in cls.adversarial_losses:
             raise UserError(f"{cls.name}: loss must be one of {', '.join(cls.adversarial_losses)}, got '{cfg.loss}'")
         augment = cfg.get("augment")
-        if augment and augment.policy.strip() == "ada" and augment.interval and cfg.loss not in DECISION_BOUNDARIES:
+        if augment and ADA in policy_ops(augment.policy) and augment.interval and cfg.loss not in DECISION_BOUNDARIES:
             raise UserError(f"{cls.name}: augment.policy=ada adapts p to the sign of D's output on reals, which a {cfg.loss} "
                             f"critic's score does not carry; hold p fixed with augment.interval=0 and augment.p=P")
         if cls.translates and cfg.eval.metrics not in ("auto", "none", ""):
